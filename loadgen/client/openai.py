@@ -1,0 +1,350 @@
+"""aiohttp client for OpenAI-compatible servers: one shared session, a record per request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from time import perf_counter_ns
+from typing import Any
+
+import aiohttp
+import orjson
+
+from loadgen import __version__
+from loadgen.client.protocol import (
+    ENDPOINT_PATHS,
+    RequestOptions,
+    build_body,
+    choice_text,
+    error_of,
+    estimate_tokens,
+    model_ids,
+    redact,
+    usage_of,
+)
+from loadgen.client.sse import SSEParser
+from loadgen.core.records import ErrorKind, RequestRecord, RequestSpec, TokensSource
+
+_READ_BUFFER_BYTES = 1 << 18
+_ERROR_BODY_BYTES = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Per-request limits (s): connect, first token after send, idle gap between reads, total."""
+
+    connect_s: float = 10.0
+    ttft_s: float = 600.0
+    idle_s: float = 120.0
+    total_s: float = 3600.0
+
+
+class RequestFailed(Exception):
+    """A request ended in an error of a known kind."""
+
+    def __init__(self, kind: ErrorKind, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+        self.status = status
+
+
+class ServerProbeError(Exception):
+    """The server could not be reached, or does not answer like an OpenAI server."""
+
+
+class _Progress:
+    """What a request has seen so far; turned into a RequestRecord when it ends."""
+
+    __slots__ = (
+        "chunk_times_ns",
+        "chunk_tokens",
+        "completion_tokens",
+        "estimated_tokens",
+        "prompt_tokens",
+        "t_first_ns",
+        "t_last_ns",
+    )
+
+    def __init__(self) -> None:
+        self.chunk_times_ns: list[int] = []
+        self.chunk_tokens: list[int] | None = []
+        self.t_first_ns: int | None = None
+        self.t_last_ns: int | None = None
+        self.prompt_tokens: int | None = None
+        self.completion_tokens: int | None = None
+        self.estimated_tokens = 0
+
+
+class OpenAIClient:
+    """Sends requests to one OpenAI-compatible server over one tuned aiohttp session."""
+
+    def __init__(
+        self,
+        base_url: str,
+        options: RequestOptions,
+        *,
+        timeouts: Timeouts | None = None,
+        api_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self.options = options
+        self.timeouts = timeouts or Timeouts()
+        self._secrets = tuple(s for s in (api_key, *(headers or {}).values()) if s)
+        self._headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"loadgen/{__version__}",
+            **(headers or {}),
+        }
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> OpenAIClient:
+        connector = aiohttp.TCPConnector(
+            limit=0, ttl_dns_cache=300, keepalive_timeout=75, enable_cleanup_closed=True
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=self.timeouts.connect_s,
+            connect=self.timeouts.connect_s,
+            sock_read=self.timeouts.idle_s,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            headers=self._headers,
+            read_bufsize=_READ_BUFFER_BYTES,
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The shared session (only inside `async with`)."""
+        if self._session is None:
+            raise RuntimeError("OpenAIClient is used outside 'async with'")
+        return self._session
+
+    async def list_models(self) -> list[str]:
+        """Model ids from `GET /models`; ServerProbeError when unreachable or not OpenAI-like."""
+        url = f"{self.base_url}/models"
+        try:
+            async with self.session.get(url) as resp:
+                body = await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ServerProbeError(f"cannot reach {url}: {self._describe(exc)}") from None
+        if resp.status != 200:
+            raise ServerProbeError(f"GET {url} answered HTTP {resp.status}")
+        try:
+            return model_ids(orjson.loads(body))
+        except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise ServerProbeError(
+                f"GET {url} did not return an OpenAI model list ({exc}); is this an "
+                "OpenAI-compatible server?"
+            ) from None
+
+    async def send(
+        self, spec: RequestSpec, index: int, t_sched_ns: int, slot_wait_ns: int = 0
+    ) -> RequestRecord:
+        """Send one request now and wait for its end; never raises for server or network faults."""
+        body = build_body(spec, self.options)
+        progress = _Progress()
+        t_send_ns = perf_counter_ns()
+        kind: ErrorKind | None = None
+        message: str | None = None
+        status: int | None = None
+        try:
+            status = await self._exchange(body, progress, t_send_ns)
+        except RequestFailed as exc:
+            kind, message, status = exc.kind, str(exc), exc.status or status
+        except asyncio.CancelledError:
+            kind, message = "cancelled", "stopped before the response ended"
+        except Exception as exc:  # every other fault of one request is data, not a crash
+            kind, message = _classify(exc), self._describe(exc)
+        return self._record(
+            spec, index, t_sched_ns, t_send_ns, slot_wait_ns, progress, kind, message, status
+        )
+
+    async def _exchange(self, body: bytes, progress: _Progress, t_send_ns: int) -> int:
+        """POST `body` and read the response into `progress`; returns the HTTP status."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        limits = self.timeouts
+        url = self.base_url + ENDPOINT_PATHS[self.options.endpoint]
+        try:
+            async with asyncio.timeout_at(start + min(limits.ttft_s, limits.total_s)) as deadline:
+                async with self.session.post(url, data=body) as resp:
+                    if resp.status >= 400:
+                        await _raise_http_error(resp)
+                    if self.options.stream:
+                        await _read_stream(resp, progress, deadline, start + limits.total_s)
+                    else:
+                        await _read_whole(resp, progress)
+                    return resp.status
+        except TimeoutError as exc:
+            raise RequestFailed("timeout", self._timeout_message(exc, progress)) from None
+
+    def _timeout_message(self, exc: BaseException, progress: _Progress) -> str:
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return f"no connection within {self.timeouts.connect_s:g} s"
+        if isinstance(exc, aiohttp.ServerTimeoutError):
+            return f"no data for {self.timeouts.idle_s:g} s"
+        if progress.t_first_ns is None and self.options.stream:
+            return f"no first token within {self.timeouts.ttft_s:g} s"
+        return f"request took longer than {self.timeouts.total_s:g} s"
+
+    def _describe(self, exc: BaseException) -> str:
+        text = str(exc) or type(exc).__name__
+        return redact(f"{type(exc).__name__}: {text}"[:_ERROR_BODY_BYTES], self._secrets)
+
+    def _record(
+        self,
+        spec: RequestSpec,
+        index: int,
+        t_sched_ns: int,
+        t_send_ns: int,
+        slot_wait_ns: int,
+        progress: _Progress,
+        kind: ErrorKind | None,
+        message: str | None,
+        status: int | None,
+    ) -> RequestRecord:
+        tokens_out, source = _tokens_out(progress)
+        chunk_tokens = progress.chunk_tokens
+        if chunk_tokens is not None and len(chunk_tokens) != len(progress.chunk_times_ns):
+            chunk_tokens = None
+        return RequestRecord(
+            index=index,
+            t_sched_ns=t_sched_ns,
+            t_send_ns=t_send_ns,
+            slot_wait_ns=slot_wait_ns,
+            t_done_ns=perf_counter_ns(),
+            t_first_ns=progress.t_first_ns,
+            t_last_ns=progress.t_last_ns,
+            tokens_in=spec.tokens_in if progress.prompt_tokens is None else progress.prompt_tokens,
+            tokens_out=tokens_out,
+            tokens_source=source,
+            chunk_times_ns=progress.chunk_times_ns,
+            chunk_tokens=chunk_tokens,
+            error_kind=kind,
+            error=redact(message, self._secrets) if message else None,
+            status=status,
+        )
+
+
+def _tokens_out(progress: _Progress) -> tuple[int, TokensSource]:
+    if progress.completion_tokens is not None:
+        return progress.completion_tokens, "server"
+    return progress.estimated_tokens, "estimate"
+
+
+async def _raise_http_error(resp: aiohttp.ClientResponse) -> None:
+    detail = (await resp.content.read(_ERROR_BODY_BYTES)).decode("utf-8", "replace").strip()
+    kind: ErrorKind = "http_5xx" if resp.status >= 500 else "http_4xx"
+    raise RequestFailed(kind, f"HTTP {resp.status}: {detail}", resp.status)
+
+
+async def _read_stream(
+    resp: aiohttp.ClientResponse,
+    progress: _Progress,
+    deadline: asyncio.Timeout,
+    total_deadline: float,
+) -> None:
+    """Read an SSE stream into `progress`: token chunk times, usage, errors."""
+    parser = SSEParser()
+    saw_event = False
+    async for data in resp.content.iter_any():
+        now_ns = perf_counter_ns()
+        for payload in parser.feed(data):
+            saw_event = True
+            if _on_event(payload, now_ns, progress):
+                deadline.reschedule(total_deadline)
+    for payload in parser.close():
+        saw_event = True
+        if _on_event(payload, perf_counter_ns(), progress):
+            deadline.reschedule(total_deadline)
+    if not saw_event:
+        content_type = resp.headers.get("Content-Type", "?")
+        raise RequestFailed("bad_stream", f"no server-sent events in the response ({content_type})")
+
+
+def _on_event(payload: bytes, now_ns: int, progress: _Progress) -> bool:
+    """Apply one SSE payload to `progress`; True when it was the request's first token."""
+    if payload == b"[DONE]":
+        return False
+    try:
+        obj: Any = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise RequestFailed("bad_stream", f"malformed event: {payload[:120]!r}") from None
+    if not isinstance(obj, dict):
+        raise RequestFailed("bad_stream", f"event is not a JSON object: {payload[:120]!r}")
+    message = error_of(obj)
+    if message is not None:
+        raise RequestFailed("bad_stream", f"server error in stream: {message}")
+    prompt, completion = usage_of(obj)
+    if prompt is not None:
+        progress.prompt_tokens = prompt
+    text = choice_text(obj)
+    if text:
+        return _on_token_chunk(progress, now_ns, completion)
+    if completion is not None:
+        progress.completion_tokens = completion
+    return False
+
+
+def _on_token_chunk(progress: _Progress, now_ns: int, completion: int | None) -> bool:
+    """Record a token-carrying chunk; per-chunk counts are kept while every chunk has usage."""
+    progress.chunk_times_ns.append(now_ns)
+    progress.t_last_ns = now_ns
+    progress.estimated_tokens += 1
+    if progress.chunk_tokens is not None:
+        if completion is None:
+            progress.chunk_tokens = None
+        else:
+            progress.chunk_tokens.append(completion - (progress.completion_tokens or 0))
+    if completion is not None:
+        progress.completion_tokens = completion
+    if progress.t_first_ns is None:
+        progress.t_first_ns = now_ns
+        return True
+    return False
+
+
+async def _read_whole(resp: aiohttp.ClientResponse, progress: _Progress) -> None:
+    """Read a non-streamed response into `progress`."""
+    body = await resp.read()
+    progress.t_last_ns = perf_counter_ns()
+    try:
+        obj: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise RequestFailed("bad_stream", f"response is not JSON: {body[:120]!r}") from None
+    if not isinstance(obj, dict):
+        raise RequestFailed("bad_stream", "response is not a JSON object")
+    message = error_of(obj)
+    if message is not None:
+        raise RequestFailed("bad_stream", f"server error: {message}")
+    progress.prompt_tokens, progress.completion_tokens = usage_of(obj)
+    progress.estimated_tokens = estimate_tokens(choice_text(obj))
+
+
+def _classify(exc: BaseException) -> ErrorKind:
+    """The error kind of an exception raised while sending or reading."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connect"
+    if isinstance(
+        exc,
+        aiohttp.ServerDisconnectedError
+        | aiohttp.ClientPayloadError
+        | aiohttp.ClientOSError
+        | ConnectionError,
+    ):
+        return "disconnect"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return "bad_stream"

@@ -1,0 +1,148 @@
+"""The OpenAI wire protocol, pure: base URLs, request bodies, and what a response chunk carries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+
+from loadgen.core.records import RequestSpec
+
+Endpoint = Literal["completions", "chat"]
+ENDPOINT_PATHS: Mapping[Endpoint, str] = {
+    "completions": "/completions",
+    "chat": "/chat/completions",
+}
+# Characters per token when nothing better is known (English text with BPE tokenizers).
+CHARS_PER_TOKEN_ESTIMATE = 4.0
+
+
+def normalize_base_url(url: str) -> str:
+    """The OpenAI SDK form of `url` (`http://host:port/v1`); a URL with no path gets `/v1`."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"base URL must start with http:// or https://, got {url!r}")
+    if not parts.hostname:
+        raise ValueError(f"base URL has no host: {url!r}")
+    try:
+        parts.port  # noqa: B018 - parsing the port validates it
+    except ValueError:
+        raise ValueError(f"base URL has an invalid port: {url!r}") from None
+    if parts.username or parts.password:
+        raise ValueError(
+            "base URL must not hold credentials (they would be logged); "
+            "use --api-key-env or --header instead"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(f"base URL must not have a query or fragment: {url!r}")
+    path = parts.path.rstrip("/") or "/v1"
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOptions:
+    """How each request body is built; `extra_body` fields are merged in last."""
+
+    endpoint: Endpoint = "completions"
+    model: str = ""
+    stream: bool = True
+    include_usage: bool = True
+    ignore_eos: bool | None = None
+    min_tokens: int | None = None
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
+
+
+def build_body(spec: RequestSpec, options: RequestOptions) -> bytes:
+    """The JSON body (bytes) of one request."""
+    body: dict[str, Any] = {"model": options.model, "max_tokens": spec.max_tokens}
+    if options.endpoint == "chat":
+        body["messages"] = (
+            list(spec.messages)
+            if spec.messages is not None
+            else [{"role": "user", "content": spec.prompt}]
+        )
+    else:
+        body["prompt"] = spec.prompt
+    body["stream"] = options.stream
+    if options.stream and options.include_usage:
+        body["stream_options"] = {"include_usage": True}
+    optional = {
+        "ignore_eos": options.ignore_eos,
+        "min_tokens": options.min_tokens,
+        "temperature": options.temperature,
+        "top_k": options.top_k,
+        "top_p": options.top_p,
+    }
+    body.update({key: value for key, value in optional.items() if value is not None})
+    body.update(options.extra_body)
+    return orjson.dumps(body)
+
+
+def choice_text(obj: Mapping[str, Any]) -> str:
+    """The output text a completion or chat chunk (or whole response) carries; '' if none."""
+    choices = obj.get("choices")
+    if not choices:
+        return ""
+    choice = choices[0]
+    text = choice.get("text")
+    if text:
+        return str(text)
+    for key in ("delta", "message"):
+        part = choice.get(key)
+        if part:
+            # Reasoning models stream their thinking in a separate field; it is output too.
+            return str(
+                part.get("content") or part.get("reasoning_content") or part.get("reasoning") or ""
+            )
+    return ""
+
+
+def usage_of(obj: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """(prompt_tokens, completion_tokens) from an object's `usage`, None where absent."""
+    usage = obj.get("usage")
+    if not usage:
+        return None, None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    return (
+        prompt if isinstance(prompt, int) else None,
+        completion if isinstance(completion, int) else None,
+    )
+
+
+def error_of(obj: Mapping[str, Any]) -> str | None:
+    """The message of an error object sent in place of a chunk, or None."""
+    error = obj.get("error")
+    if error:
+        if isinstance(error, Mapping):
+            return str(error.get("message") or error)
+        return str(error)
+    if obj.get("object") == "error":
+        return str(obj.get("message") or "error object")
+    return None
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count of `text` for when neither server nor tokenizer gives one."""
+    return max(1, round(len(text) / CHARS_PER_TOKEN_ESTIMATE)) if text else 0
+
+
+def model_ids(obj: Any) -> list[str]:
+    """The model ids of a `GET /v1/models` response; ValueError when it is not that shape."""
+    data = obj.get("data") if isinstance(obj, Mapping) else None
+    if not isinstance(data, list):
+        raise ValueError("response has no 'data' list of models")
+    return [str(entry["id"]) for entry in data if isinstance(entry, Mapping) and "id" in entry]
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` with every secret replaced by '***'."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text

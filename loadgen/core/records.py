@@ -1,0 +1,133 @@
+"""Records that flow from client to statistics: specs in, records out, summaries per step."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+ErrorKind = Literal[
+    "http_4xx", "http_5xx", "timeout", "connect", "disconnect", "bad_stream", "cancelled"
+]
+ERROR_KINDS: tuple[ErrorKind, ...] = (
+    "http_4xx",
+    "http_5xx",
+    "timeout",
+    "connect",
+    "disconnect",
+    "bad_stream",
+    "cancelled",
+)
+TokensSource = Literal["server", "tokenizer", "estimate"]
+Phase = Literal["warmup", "measure", "cooldown"]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSpec:
+    """One request of a workload: a prompt (or chat messages) and its output budget in tokens."""
+
+    prompt: str
+    max_tokens: int
+    tokens_in: int | None = None
+    messages: tuple[Mapping[str, str], ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """What happened to one sent request; times are `perf_counter_ns` readings (ns).
+
+    `chunk_times_ns` holds the arrival of every token-carrying chunk of a stream (empty when
+    not streamed); `chunk_tokens` the tokens each of those chunks carried, when known.
+    `t_first_ns` is None for non-streamed requests (no time to first token is observable).
+    """
+
+    index: int
+    t_sched_ns: int
+    t_send_ns: int
+    slot_wait_ns: int
+    t_done_ns: int
+    t_first_ns: int | None = None
+    t_last_ns: int | None = None
+    tokens_in: int | None = None
+    tokens_out: int = 0
+    tokens_source: TokensSource = "estimate"
+    chunk_times_ns: Sequence[int] = field(default_factory=tuple)
+    chunk_tokens: Sequence[int] | None = None
+    error_kind: ErrorKind | None = None
+    error: str | None = None
+    status: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the request completed without error."""
+        return self.error_kind is None
+
+
+def phase_of(index: int, num_requests: int, trim: int) -> Phase:
+    """The trim-rule phase of send index `index` in a step of `num_requests`."""
+    if index < trim:
+        return "warmup"
+    if index >= num_requests - trim:
+        return "cooldown"
+    return "measure"
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """Summary of one latency-like sample (seconds unless the field name says otherwise)."""
+
+    count: int
+    mean: float
+    std: float
+    min: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    max: float
+
+
+@dataclass(frozen=True, slots=True)
+class StepFigures:
+    """Every figure of one step over one set of requests (trimmed, or all sent).
+
+    Throughputs are per second of `window_s`; they are 0.0 when no request succeeded and
+    `window_s` is None. Distributions are None when they have no sample.
+    """
+
+    num_requests: int
+    num_ok: int
+    num_errors: int
+    errors_by_kind: Mapping[str, int]
+    error_rate: float | None
+    window_s: float | None
+    sequence_throughput_rps: float
+    output_token_throughput_tps: float
+    total_token_throughput_tps: float | None
+    goodput_rps: float | None
+    achieved_rate_rps: float | None
+    send_gap_cv: float | None
+    ttft_s: Distribution | None
+    ttft_sched_s: Distribution | None
+    tpot_s: Distribution | None
+    itl_s: Distribution | None
+    e2e_s: Distribution | None
+    per_token_latency_s: Distribution | None
+    queue_s: Distribution | None
+    pacer_lateness_s: Distribution | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepSummary:
+    """One finished step of a sweep: the trimmed figures, the untrimmed ones, and flags."""
+
+    step: int
+    target_rate_rps: float
+    num_sent: int
+    trim: int
+    trimmed: StepFigures
+    untrimmed: StepFigures
+    client_saturated: bool
+    interrupted: bool
+    tokens_source: TokensSource
+    duration_s: float

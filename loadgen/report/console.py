@@ -1,0 +1,144 @@
+"""Terminal output: a live progress line per step, then a table of its figures."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from time import perf_counter_ns
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from loadgen.core.records import RequestRecord, StepSummary
+from loadgen.runtime.events import RunObserver, StepProgress
+
+_REFRESH_S = 0.25
+
+
+def rate_text(rate_rps: float) -> str:
+    """A request rate for people: "inf" or a short number."""
+    return "inf" if math.isinf(rate_rps) else f"{rate_rps:g}"
+
+
+def _ms(value_s: float | None) -> str:
+    return "-" if value_s is None else f"{value_s * 1e3:.1f}"
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def progress_text(progress: StepProgress, now_ns: int) -> Text:
+    """One status line: sent, done, errors, in flight and the rate actually sent."""
+    elapsed_s = max((now_ns - progress.t_start_ns) / 1e9, 1e-9)
+    return Text.assemble(
+        (f"step {progress.step + 1} @ {rate_text(progress.target_rate_rps)} req/s  ", "bold"),
+        f"sent {progress.sent}/{progress.num_planned}  done {progress.done}  ",
+        (f"errors {progress.errors}  ", "red" if progress.errors else ""),
+        f"in flight {progress.in_flight}  sending at {progress.sent / elapsed_s:.1f} req/s",
+    )
+
+
+def summary_table(summary: StepSummary) -> Table:
+    """The figures of one step (trimmed), as a table."""
+    figures = summary.trimmed
+    title = (
+        f"step {summary.step + 1}: target {rate_text(summary.target_rate_rps)} req/s, "
+        f"kept {figures.num_requests} of {summary.num_sent} (trim {summary.trim})"
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("achieved rate (req/s)", _num(figures.achieved_rate_rps)),
+        ("send-gap CV", _num(figures.send_gap_cv)),
+        ("sequence throughput (req/s)", _num(figures.sequence_throughput_rps)),
+        ("output tokens/s", _num(figures.output_token_throughput_tps, 1)),
+        ("total tokens/s", _num(figures.total_token_throughput_tps, 1)),
+        ("goodput (req/s)", _num(figures.goodput_rps)),
+        ("ok / errors", f"{figures.num_ok} / {figures.num_errors}"),
+    ]
+    for name, dist in (
+        ("TTFT", figures.ttft_s),
+        ("TTFT from schedule", figures.ttft_sched_s),
+        ("TPOT", figures.tpot_s),
+        ("ITL", figures.itl_s),
+        ("E2E", figures.e2e_s),
+        ("per-token latency", figures.per_token_latency_s),
+        ("queue", figures.queue_s),
+        ("pacer lateness", figures.pacer_lateness_s),
+    ):
+        values = (dist.mean, dist.p50, dist.p99) if dist else (None, None, None)
+        rows.append((f"{name} ms mean/p50/p99", " / ".join(_ms(v) for v in values)))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+class ConsoleReporter(RunObserver):
+    """Shows progress while a step runs and its table when it ends; silent when `quiet`."""
+
+    def __init__(self, console: Console | None = None, *, quiet: bool = False) -> None:
+        self.console = console or Console(stderr=True)
+        self.quiet = quiet
+        self._live: Live | None = None
+        self._refresher: asyncio.Task[None] | None = None
+
+    def on_step_start(self, progress: StepProgress) -> None:
+        """Start a live status line, refreshed from the event loop (no extra thread)."""
+        if self.quiet or not self.console.is_terminal:
+            return
+        self._live = Live(console=self.console, auto_refresh=False, transient=True)
+        self._live.start()
+        self._refresher = asyncio.get_running_loop().create_task(self._refresh(progress))
+
+    async def _refresh(self, progress: StepProgress) -> None:
+        while self._live is not None:
+            self._live.update(progress_text(progress, perf_counter_ns()), refresh=True)
+            await asyncio.sleep(_REFRESH_S)
+
+    def on_step_end(
+        self, progress: StepProgress, summary: StepSummary, records: list[RequestRecord]
+    ) -> None:
+        """Stop the live line and print the step's table and warnings."""
+        self._stop_live()
+        if self.quiet:
+            return
+        self.console.print(summary_table(summary))
+        for line in step_warnings(summary):
+            self.console.print(f"[bold yellow]warning:[/] {line}")
+
+    def on_run_end(self) -> None:
+        """Make sure no live display is left running."""
+        self._stop_live()
+
+    def _stop_live(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            self._refresher = None
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+
+def step_warnings(summary: StepSummary) -> list[str]:
+    """What a reader must know before trusting a step's figures."""
+    warnings = []
+    lateness = summary.trimmed.pacer_lateness_s
+    if summary.client_saturated and lateness is not None:
+        warnings.append(
+            f"client_saturated: the client sent late (pacer lateness p99 "
+            f"{lateness.p99 * 1e3:.1f} ms); this step's figures understate the offered load"
+        )
+    if summary.interrupted:
+        warnings.append("the step was interrupted; its figures cover only what was sent")
+    if summary.trimmed.num_errors:
+        kinds = ", ".join(f"{k} {v}" for k, v in summary.trimmed.errors_by_kind.items())
+        warnings.append(f"{summary.trimmed.num_errors} kept requests failed ({kinds})")
+    if summary.tokens_source == "estimate":
+        warnings.append(
+            "the server sent no token usage; output tokens are estimated (one per stream chunk)"
+        )
+    return warnings

@@ -1,0 +1,168 @@
+"""Drive a whole sweep: probe the server, run each step, summarise, write, and stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from time import perf_counter_ns
+
+import numpy as np
+
+from loadgen.client.openai import OpenAIClient, ServerProbeError
+from loadgen.config import RunConfig
+from loadgen.core.arrivals import send_offsets_s
+from loadgen.core.records import StepSummary
+from loadgen.core.stats import summarize_step
+from loadgen.core.sweep import fixed_rates
+from loadgen.export.files import ResultsWriter
+from loadgen.runtime.events import RunObserver, StepProgress
+from loadgen.runtime.pacer import make_pacer
+from loadgen.runtime.runner import StepRunner, StopSignal
+from loadgen.workloads import Workload
+from loadgen.workloads.files import PromptFileWorkload
+from loadgen.workloads.synthetic import SyntheticWorkload
+
+# Lead time between building a step and its first scheduled send (ns).
+_STEP_LEAD_NS = 20_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class SweepOutcome:
+    """What a sweep produced: the summaries of every finished step, and where they are."""
+
+    steps: tuple[StepSummary, ...]
+    out_dir: Path
+    model: str
+    interrupted: bool
+
+
+def build_workload(config: RunConfig) -> Workload:
+    """The configured workload (DatasetError or ValueError when it cannot be built)."""
+    if config.workload.dataset == "synthetic":
+        return SyntheticWorkload(config.workload.input_len, config.workload.output_len)
+    return PromptFileWorkload.from_path(Path(config.workload.dataset))
+
+
+async def resolve_model(client: OpenAIClient, model: str | None) -> str:
+    """`model`, or the first model the server lists; ServerProbeError if it cannot tell."""
+    try:
+        ids = await client.list_models()
+    except ServerProbeError as exc:
+        if model is None or str(exc).startswith("cannot reach"):
+            raise
+        return model  # some servers have no usable /models; the requests will tell
+    if model is not None:
+        return model
+    if not ids:
+        raise ServerProbeError(f"{client.base_url}/models lists no model; pass --model")
+    return ids[0]
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: StopSignal) -> Iterator[None]:
+    """Route SIGINT and SIGTERM to `stop` while inside (first: drain, second: abandon)."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.request_stop)
+            installed.append(signum)
+        except (NotImplementedError, RuntimeError):
+            pass
+    try:
+        yield
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+async def run_sweep(
+    config: RunConfig,
+    observer: RunObserver,
+    out_dir: Path,
+    *,
+    stop: StopSignal | None = None,
+    on_model: Callable[[str], None] | None = None,
+) -> SweepOutcome:
+    """Run every step of `config` against its server and write results to `out_dir`."""
+    workload = build_workload(config)
+    stop = stop or StopSignal()
+    client = OpenAIClient(
+        config.base_url,
+        config.request_options(""),
+        timeouts=config.timeouts,
+        api_key=config.api_key(),
+        headers=config.headers,
+    )
+    async with client:
+        model = await resolve_model(client, config.model)
+        if on_model is not None:
+            on_model(model)
+        client.options = config.request_options(model)
+        writer = ResultsWriter(out_dir, config.public_dict() | {"model": model})
+        pacer = make_pacer(asyncio.get_running_loop())
+        runner = StepRunner(
+            client,
+            pacer,
+            observer,
+            max_concurrency=config.max_concurrency,
+            drain_timeout_s=config.drain_timeout_s,
+        )
+        try:
+            with stop_on_signals(stop):
+                await _run_steps(config, workload, runner, observer, writer, stop)
+        finally:
+            pacer.close()
+            observer.on_run_end()
+    return SweepOutcome(tuple(writer.steps), out_dir, model, stop.stop_sending.is_set())
+
+
+async def _run_steps(
+    config: RunConfig,
+    workload: Workload,
+    runner: StepRunner,
+    observer: RunObserver,
+    writer: ResultsWriter,
+    stop: StopSignal,
+) -> None:
+    """Run the sweep policy's steps until it ends or a stop is requested."""
+    policy = fixed_rates(config.rates_rps)
+    # One arrival stream for every step: steps differ only in scale (common random numbers).
+    unit_rng_seed = [config.seed, 1]
+    step = 0
+    rate_rps = next(policy)
+    while not stop.stop_sending.is_set():
+        specs = workload.specs(config.num_requests, np.random.default_rng([config.seed, 0, step]))
+        offsets_s = send_offsets_s(
+            config.arrival,
+            rate_rps,
+            config.num_requests,
+            np.random.default_rng(unit_rng_seed),
+            config.burstiness,
+        )
+        progress = StepProgress(
+            step, rate_rps, config.num_requests, config.trim, perf_counter_ns() + _STEP_LEAD_NS
+        )
+        observer.on_step_start(progress)
+        result = await runner.run(progress, specs, offsets_s, stop)
+        summary = summarize_step(
+            result.records,
+            step=step,
+            target_rate_rps=rate_rps,
+            num_sent=len(result.records),
+            trim=config.trim,
+            slos=config.slos,
+            interrupted=result.interrupted,
+            duration_s=result.duration_s,
+        )
+        writer.write_step(summary, result.records, progress.t_start_ns)
+        observer.on_step_end(progress, summary, result.records)
+        try:
+            rate_rps = policy.send(summary)
+        except StopIteration:
+            return
+        step += 1

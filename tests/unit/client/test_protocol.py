@@ -1,0 +1,342 @@
+"""Tests for loadgen.client.protocol: every expected URL, body and value is written out by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from loadgen.client.protocol import (
+    RequestOptions,
+    build_body,
+    choice_text,
+    error_of,
+    estimate_tokens,
+    model_ids,
+    normalize_base_url,
+    redact,
+    usage_of,
+)
+from loadgen.core.records import RequestSpec
+
+
+def body_of(spec: RequestSpec, options: RequestOptions) -> dict[str, Any]:
+    """The request body `build_body` produces, decoded."""
+    decoded: dict[str, Any] = orjson.loads(build_body(spec, options))
+    return decoded
+
+
+# --- normalize_base_url -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://h:8000", "http://h:8000/v1"),
+        ("http://h:8000/", "http://h:8000/v1"),
+        ("http://h:8000/v1", "http://h:8000/v1"),
+        ("http://h:8000/v1/", "http://h:8000/v1"),
+        ("http://h:8000/v1//", "http://h:8000/v1"),
+        ("  http://h:8000/v1  ", "http://h:8000/v1"),
+        ("https://api.example.com", "https://api.example.com/v1"),
+        ("https://api.example.com/v1/", "https://api.example.com/v1"),
+        # A custom path is the caller's choice: kept as given (less a trailing slash).
+        ("http://h:8000/openai/v2/", "http://h:8000/openai/v2"),
+        ("http://gateway/llm", "http://gateway/llm"),
+        ("http://[::1]:8000", "http://[::1]:8000/v1"),
+        ("http://h:8000/v1?", "http://h:8000/v1"),  # an empty query is no query
+    ],
+)
+def test_normalize_base_url(url: str, expected: str) -> None:
+    assert normalize_base_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ftp://h:8000", "must start with http:// or https://"),
+        ("h:8000/v1", "must start with http:// or https://"),
+        ("not a url", "must start with http:// or https://"),
+        ("", "must start with http:// or https://"),
+        ("http://", "has no host"),
+        ("http:///v1", "has no host"),
+        ("http://h:port", "invalid port"),
+        ("http://h:99999", "invalid port"),
+        ("http://h:8000/v1?key=1", "must not have a query or fragment"),
+        ("http://h:8000/v1#top", "must not have a query or fragment"),
+    ],
+)
+def test_normalize_base_url_rejects(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        normalize_base_url(url)
+    assert repr(url) in str(caught.value)  # the message quotes what was given
+
+
+@pytest.mark.parametrize("url", ["http://user:s3cret@h:8000/v1", "http://s3cret@h:8000"])
+def test_normalize_base_url_rejects_credentials_without_echoing_them(url: str) -> None:
+    with pytest.raises(ValueError, match="must not hold credentials") as caught:
+        normalize_base_url(url)
+    assert "s3cret" not in str(caught.value)
+
+
+# --- build_body ---------------------------------------------------------------------------------
+
+SPEC = RequestSpec(prompt="Hello there", max_tokens=16)
+
+
+def test_build_body_completions_streaming_defaults() -> None:
+    body = body_of(SPEC, RequestOptions(model="m"))
+    assert body == {
+        "model": "m",
+        "max_tokens": 16,
+        "prompt": "Hello there",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+def test_build_body_chat_wraps_prompt_as_user_message() -> None:
+    body = body_of(SPEC, RequestOptions(endpoint="chat", model="m"))
+    assert body == {
+        "model": "m",
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": "Hello there"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+def test_build_body_chat_passes_messages_through() -> None:
+    messages = (
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "Bye"},
+    )
+    spec = RequestSpec(prompt="ignored in chat", max_tokens=4, messages=messages)
+    body = body_of(spec, RequestOptions(endpoint="chat", model="m"))
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "Bye"},
+    ]
+    assert "prompt" not in body
+
+
+def test_build_body_completions_uses_prompt_even_with_messages() -> None:
+    spec = RequestSpec(prompt="p", max_tokens=4, messages=({"role": "user", "content": "m"},))
+    body = body_of(spec, RequestOptions(model="m"))
+    assert body["prompt"] == "p"
+    assert "messages" not in body
+
+
+def test_build_body_no_stream_has_no_stream_options() -> None:
+    body = body_of(SPEC, RequestOptions(model="m", stream=False))
+    assert body["stream"] is False
+    assert "stream_options" not in body
+
+
+def test_build_body_stream_without_usage_has_no_stream_options() -> None:
+    body = body_of(SPEC, RequestOptions(model="m", include_usage=False))
+    assert body["stream"] is True
+    assert "stream_options" not in body
+
+
+def test_build_body_optional_fields_absent_unless_set() -> None:
+    body = body_of(SPEC, RequestOptions(model="m"))
+    for key in ("ignore_eos", "min_tokens", "temperature", "top_k", "top_p"):
+        assert key not in body
+
+
+def test_build_body_optional_fields_when_set() -> None:
+    options = RequestOptions(
+        model="m", ignore_eos=True, min_tokens=3, temperature=0.0, top_k=1, top_p=0.5
+    )
+    body = body_of(SPEC, options)
+    assert body["ignore_eos"] is True
+    assert body["min_tokens"] == 3
+    assert body["temperature"] == 0.0  # falsy values are still sent
+    assert body["top_k"] == 1
+    assert body["top_p"] == 0.5
+
+
+def test_build_body_ignore_eos_false_is_sent() -> None:
+    body = body_of(SPEC, RequestOptions(model="m", ignore_eos=False))
+    assert body["ignore_eos"] is False
+
+
+def test_build_body_extra_body_merged_last_and_overrides() -> None:
+    options = RequestOptions(
+        model="m",
+        temperature=0.7,
+        extra_body={"temperature": 0.1, "max_tokens": 99, "seed": 7, "stream_options": None},
+    )
+    body = body_of(SPEC, options)
+    assert body["temperature"] == 0.1
+    assert body["max_tokens"] == 99
+    assert body["seed"] == 7
+    assert body["stream_options"] is None
+    assert body["prompt"] == "Hello there"
+
+
+# --- choice_text --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        ({"object": "text_completion", "choices": [{"index": 0, "text": " the"}]}, " the"),
+        ({"choices": [{"index": 0, "delta": {"content": " cat"}}]}, " cat"),
+        ({"choices": [{"index": 0, "delta": {"role": "assistant"}}]}, ""),
+        ({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}, ""),
+        ({"choices": [{"index": 0, "delta": {"content": None}}]}, ""),
+        ({"choices": [{"index": 0, "delta": {"reasoning_content": "hmm"}}]}, "hmm"),
+        ({"choices": [{"index": 0, "delta": {"content": "", "reasoning": "so"}}]}, "so"),
+        ({"choices": [{"index": 0, "delta": {}}]}, ""),
+        ({"choices": [{"index": 0, "text": "", "finish_reason": "length"}]}, ""),
+        ({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 5}}, ""),
+        ({"usage": {"prompt_tokens": 3}}, ""),
+        ({}, ""),
+        (
+            {
+                "object": "chat.completion",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi!"}}],
+            },
+            "Hi!",
+        ),
+    ],
+)
+def test_choice_text(obj: dict[str, Any], expected: str) -> None:
+    assert choice_text(obj) == expected
+
+
+# --- usage_of -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        ({"usage": {"prompt_tokens": 12, "completion_tokens": 34, "total_tokens": 46}}, (12, 34)),
+        ({"usage": {"prompt_tokens": 12}}, (12, None)),
+        ({"usage": {"completion_tokens": 34}}, (None, 34)),
+        ({"usage": None}, (None, None)),
+        ({"usage": {}}, (None, None)),
+        ({"choices": [{"text": "x"}]}, (None, None)),
+        ({"usage": {"prompt_tokens": "12", "completion_tokens": 3.0}}, (None, None)),
+    ],
+)
+def test_usage_of(obj: dict[str, Any], expected: tuple[int | None, int | None]) -> None:
+    assert usage_of(obj) == expected
+
+
+# --- error_of -----------------------------------------------------------------------------------
+
+
+def test_error_of_openai_shape() -> None:
+    # vLLM's OpenAI-style error: {"error": {"message", "type", "code"}}
+    obj = {"error": {"message": "context too long", "type": "BadRequestError", "code": 400}}
+    assert error_of(obj) == "context too long"
+
+
+def test_error_of_vllm_error_object_shape() -> None:
+    # vLLM's ErrorResponse: a top-level object of type "error".
+    obj = {"object": "error", "message": "model not found", "type": "NotFoundError", "code": 404}
+    assert error_of(obj) == "model not found"
+
+
+def test_error_of_error_object_without_message() -> None:
+    assert error_of({"object": "error"}) == "error object"
+
+
+def test_error_of_plain_string_error() -> None:
+    assert error_of({"error": "overloaded"}) == "overloaded"
+
+
+def test_error_of_error_without_message_keeps_the_object() -> None:
+    assert error_of({"error": {"code": 500}}) == "{'code': 500}"
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"choices": [{"text": "ok"}]},
+        {"error": None, "choices": []},
+        {"object": "text_completion", "message": "not an error"},
+        {},
+    ],
+)
+def test_error_of_none_for_ordinary_chunks(obj: dict[str, Any]) -> None:
+    assert error_of(obj) is None
+
+
+# --- model_ids ----------------------------------------------------------------------------------
+
+
+def test_model_ids_in_order() -> None:
+    obj = {"object": "list", "data": [{"id": "llama", "object": "model"}, {"id": "mistral"}]}
+    assert model_ids(obj) == ["llama", "mistral"]
+
+
+def test_model_ids_empty_list() -> None:
+    assert model_ids({"data": []}) == []
+
+
+def test_model_ids_skips_entries_without_id() -> None:
+    assert model_ids({"data": [{"name": "x"}, "junk", {"id": 7}]}) == ["7"]
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"models": [{"id": "x"}]},
+        {"data": {"id": "x"}},
+        {"data": None},
+        [{"id": "x"}],
+        "data",
+        None,
+    ],
+)
+def test_model_ids_rejects_other_shapes(obj: Any) -> None:
+    with pytest.raises(ValueError, match="'data' list"):
+        model_ids(obj)
+
+
+# --- redact -------------------------------------------------------------------------------------
+
+
+def test_redact_replaces_every_secret_everywhere() -> None:
+    text = "auth sk-123 failed; header tok-9 and sk-123 again"
+    assert redact(text, ("sk-123", "tok-9")) == "auth *** failed; header *** and *** again"
+
+
+def test_redact_ignores_empty_secrets() -> None:
+    assert redact("plain text", ("",)) == "plain text"
+
+
+def test_redact_without_secrets_is_identity() -> None:
+    assert redact("plain text", ()) == "plain text"
+
+
+# --- estimate_tokens ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", 0),
+        ("abcd", 1),  # 4 chars / 4 per token
+        ("abcdefgh", 2),
+        ("abcdefghijklmnop", 4),
+        ("abcdefghijklm", 3),  # 13 / 4 = 3.25
+        ("abcdefghijklmno", 4),  # 15 / 4 = 3.75
+    ],
+)
+def test_estimate_tokens(text: str, expected: int) -> None:
+    assert estimate_tokens(text) == expected
+
+
+@pytest.mark.parametrize("text", ["a", "Hi"])
+def test_estimate_tokens_non_empty_text_is_at_least_one_token(text: str) -> None:
+    assert estimate_tokens(text) >= 1
