@@ -224,7 +224,7 @@ def _default_out_dir() -> Path:
 
 
 def _fail(console: Console, code: int, message: str) -> int:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return code
 
 

@@ -28,6 +28,9 @@ from loadgen.core.records import ErrorKind, RequestRecord, RequestSpec, TokensSo
 
 _READ_BUFFER_BYTES = 1 << 18
 _ERROR_BODY_BYTES = 512
+# An error body is read up to this size and redacted before being cut to _ERROR_BODY_BYTES, so
+# a secret the server echoes across the cut is still redacted whole.
+_ERROR_READ_BYTES = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +46,9 @@ class Timeouts:
 class RequestFailed(Exception):
     """A request ended in an error of a known kind."""
 
-    def __init__(self, kind: ErrorKind, message: str, status: int | None = None) -> None:
+    def __init__(self, kind: ErrorKind, message: str) -> None:
         super().__init__(message)
         self.kind: ErrorKind = kind
-        self.status = status
 
 
 class ServerProbeError(Exception):
@@ -62,6 +64,7 @@ class _Progress:
         "completion_tokens",
         "estimated_tokens",
         "prompt_tokens",
+        "status",
         "t_first_ns",
         "t_last_ns",
     )
@@ -74,6 +77,7 @@ class _Progress:
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.estimated_tokens = 0
+        self.status: int | None = None
 
 
 class OpenAIClient:
@@ -140,7 +144,10 @@ class OpenAIClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ServerProbeError(f"cannot reach {url}: {self._describe(exc)}") from None
         if resp.status != 200:
-            raise ServerProbeError(f"GET {url} answered HTTP {resp.status}")
+            raise ServerProbeError(
+                f"GET {url} answered HTTP {resp.status}; is this an OpenAI-compatible server? "
+                "(pass --model if it has no model list)"
+            )
         try:
             return model_ids(orjson.loads(body))
         except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
@@ -158,35 +165,36 @@ class OpenAIClient:
         t_send_ns = perf_counter_ns()
         kind: ErrorKind | None = None
         message: str | None = None
-        status: int | None = None
         try:
-            status = await self._exchange(body, progress, t_send_ns)
+            await self._exchange(body, progress)
         except RequestFailed as exc:
-            kind, message, status = exc.kind, str(exc), exc.status or status
+            kind, message = exc.kind, str(exc)
         except asyncio.CancelledError:
             kind, message = "cancelled", "stopped before the response ended"
         except Exception as exc:  # every other fault of one request is data, not a crash
             kind, message = _classify(exc), self._describe(exc)
         return self._record(
-            spec, index, t_sched_ns, t_send_ns, slot_wait_ns, progress, kind, message, status
+            spec, index, t_sched_ns, t_send_ns, slot_wait_ns, progress, kind, message
         )
 
-    async def _exchange(self, body: bytes, progress: _Progress, t_send_ns: int) -> int:
-        """POST `body` and read the response into `progress`; returns the HTTP status."""
+    async def _exchange(self, body: bytes, progress: _Progress) -> None:
+        """POST `body` and read the response (status, chunks, usage) into `progress`."""
         loop = asyncio.get_running_loop()
         start = loop.time()
         limits = self.timeouts
         url = self.base_url + ENDPOINT_PATHS[self.options.endpoint]
+        # A whole (non-streamed) response has no first token to wait for: only the total limit.
+        first_s = min(limits.ttft_s, limits.total_s) if self.options.stream else limits.total_s
         try:
-            async with asyncio.timeout_at(start + min(limits.ttft_s, limits.total_s)) as deadline:
+            async with asyncio.timeout_at(start + first_s) as deadline:
                 async with self.session.post(url, data=body) as resp:
+                    progress.status = resp.status
                     if resp.status >= 400:
                         await _raise_http_error(resp)
                     if self.options.stream:
                         await _read_stream(resp, progress, deadline, start + limits.total_s)
                     else:
                         await _read_whole(resp, progress)
-                    return resp.status
         except TimeoutError as exc:
             raise RequestFailed("timeout", self._timeout_message(exc, progress)) from None
 
@@ -201,7 +209,7 @@ class OpenAIClient:
 
     def _describe(self, exc: BaseException) -> str:
         text = str(exc) or type(exc).__name__
-        return redact(f"{type(exc).__name__}: {text}"[:_ERROR_BODY_BYTES], self._secrets)
+        return redact(f"{type(exc).__name__}: {text}", self._secrets)[:_ERROR_BODY_BYTES]
 
     def _record(
         self,
@@ -213,7 +221,6 @@ class OpenAIClient:
         progress: _Progress,
         kind: ErrorKind | None,
         message: str | None,
-        status: int | None,
     ) -> RequestRecord:
         tokens_out, source = _tokens_out(progress)
         chunk_tokens = progress.chunk_tokens
@@ -233,8 +240,8 @@ class OpenAIClient:
             chunk_times_ns=progress.chunk_times_ns,
             chunk_tokens=chunk_tokens,
             error_kind=kind,
-            error=redact(message, self._secrets) if message else None,
-            status=status,
+            error=redact(message, self._secrets)[:_ERROR_BODY_BYTES] if message else None,
+            status=progress.status,
         )
 
 
@@ -245,9 +252,15 @@ def _tokens_out(progress: _Progress) -> tuple[int, TokensSource]:
 
 
 async def _raise_http_error(resp: aiohttp.ClientResponse) -> None:
-    detail = (await resp.content.read(_ERROR_BODY_BYTES)).decode("utf-8", "replace").strip()
+    body = bytearray()
+    while len(body) < _ERROR_READ_BYTES:
+        part = await resp.content.read(_ERROR_READ_BYTES - len(body))
+        if not part:
+            break
+        body += part
+    detail = body.decode("utf-8", "replace").strip()
     kind: ErrorKind = "http_5xx" if resp.status >= 500 else "http_4xx"
-    raise RequestFailed(kind, f"HTTP {resp.status}: {detail}", resp.status)
+    raise RequestFailed(kind, f"HTTP {resp.status}: {detail}")
 
 
 async def _read_stream(

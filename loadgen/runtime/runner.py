@@ -84,7 +84,7 @@ class StepRunner:
             np.rint(offsets_s * 1e9).astype(np.int64) + progress.t_start_ns
         ).tolist()
         dispatcher = asyncio.create_task(
-            self._dispatch(progress, specs, deadlines_ns, slots, tasks)
+            self._dispatch(progress, specs, deadlines_ns, slots, tasks, stop)
         )
         stop_task = asyncio.create_task(stop.stop_sending.wait())
         await asyncio.wait((dispatcher, stop_task), return_when=asyncio.FIRST_COMPLETED)
@@ -93,6 +93,10 @@ class StepRunner:
             task.cancel()
         await asyncio.gather(dispatcher, stop_task, return_exceptions=True)
         records = await self._drain(tasks, deadlines_ns, stop, interrupted)
+        failure = None if dispatcher.cancelled() else dispatcher.exception()
+        if failure is not None:
+            # The pacing loop broke (pacer, observer): a step cut short must not pass as whole.
+            raise failure
         duration_s = (perf_counter_ns() - progress.t_start_ns) / 1e9
         return StepResult(records, stop.stop_sending.is_set(), duration_s)
 
@@ -103,13 +107,14 @@ class StepRunner:
         deadlines_ns: list[int],
         slots: asyncio.Semaphore | None,
         tasks: list[asyncio.Task[RequestRecord]],
+        stop: StopSignal,
     ) -> None:
         """The pacing loop: wait for each absolute deadline, then start that request."""
         loop = asyncio.get_running_loop()
         for index, deadline_ns in enumerate(deadlines_ns):
             if perf_counter_ns() < deadline_ns:
                 await self._pacer.wait_until(deadline_ns)
-            request = self._one(progress, specs[index], index, deadline_ns, slots)
+            request = self._one(progress, specs[index], index, deadline_ns, slots, stop)
             tasks.append(loop.create_task(request))
             progress.sent += 1
             self._observer.on_request_sent(progress, index)
@@ -121,12 +126,13 @@ class StepRunner:
         index: int,
         t_sched_ns: int,
         slots: asyncio.Semaphore | None,
+        stop: StopSignal,
     ) -> RequestRecord:
         """Send one request (after a concurrency slot, if capped) and report its record."""
         if slots is None:
             record = await self._sender.send(spec, index, t_sched_ns)
         else:
-            record = await self._send_in_slot(spec, index, t_sched_ns, slots)
+            record = await self._send_in_slot(spec, index, t_sched_ns, slots, stop)
         progress.done += 1
         if not record.ok:
             progress.errors += 1
@@ -134,23 +140,24 @@ class StepRunner:
         return record
 
     async def _send_in_slot(
-        self, spec: RequestSpec, index: int, t_sched_ns: int, slots: asyncio.Semaphore
+        self,
+        spec: RequestSpec,
+        index: int,
+        t_sched_ns: int,
+        slots: asyncio.Semaphore,
+        stop: StopSignal,
     ) -> RequestRecord:
+        """Wait for a concurrency slot, then send; a stop while waiting means never sending."""
         t_wait_ns = perf_counter_ns()
         try:
             await slots.acquire()
         except asyncio.CancelledError:
-            now_ns = perf_counter_ns()
-            return RequestRecord(
-                index=index,
-                t_sched_ns=t_sched_ns,
-                t_send_ns=now_ns,
-                slot_wait_ns=now_ns - t_wait_ns,
-                t_done_ns=now_ns,
-                error_kind="cancelled",
-                error="stopped while waiting for a concurrency slot",
-            )
+            return _unsent_record(index, t_sched_ns, "stopped while waiting for a concurrency slot")
         try:
+            if stop.stop_sending.is_set():
+                return _unsent_record(
+                    index, t_sched_ns, "stopped while waiting for a concurrency slot"
+                )
             return await self._sender.send(spec, index, t_sched_ns, perf_counter_ns() - t_wait_ns)
         finally:
             slots.release()
@@ -183,21 +190,29 @@ class StepRunner:
         ]
 
 
+def _unsent_record(index: int, t_sched_ns: int, reason: str) -> RequestRecord:
+    """A "cancelled" record for a dispatched request that a stop kept from being sent.
+
+    Its whole wait counts as intentional (slot wait), so it adds nothing to pacer lateness.
+    """
+    now_ns = perf_counter_ns()
+    return RequestRecord(
+        index=index,
+        t_sched_ns=t_sched_ns,
+        t_send_ns=now_ns,
+        slot_wait_ns=now_ns - t_sched_ns,
+        t_done_ns=now_ns,
+        error_kind="cancelled",
+        error=reason,
+    )
+
+
 def _as_record(result: RequestRecord | BaseException, index: int, t_sched_ns: int) -> RequestRecord:
     """A task's record; a task cancelled before it could start becomes a "cancelled" record."""
     if isinstance(result, RequestRecord):
         return result
     if isinstance(result, asyncio.CancelledError):
-        now_ns = perf_counter_ns()
-        return RequestRecord(
-            index=index,
-            t_sched_ns=t_sched_ns,
-            t_send_ns=now_ns,
-            slot_wait_ns=now_ns - t_sched_ns,
-            t_done_ns=now_ns,
-            error_kind="cancelled",
-            error="stopped before it was sent",
-        )
+        return _unsent_record(index, t_sched_ns, "stopped before it was sent")
     raise result
 
 

@@ -71,8 +71,8 @@ def stop_on_signals(stop: StopSignal) -> Iterator[None]:
         try:
             loop.add_signal_handler(signum, stop.request_stop)
             installed.append(signum)
-        except (NotImplementedError, RuntimeError):
-            pass
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread, or no signals here: Ctrl-C then ends the process
     try:
         yield
     finally:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from time import perf_counter_ns
 
 import numpy as np
-import pytest
 
 from loadgen.core.records import RequestRecord, RequestSpec
 from loadgen.runtime.events import RunObserver, StepProgress
@@ -288,12 +287,6 @@ async def test_observer_sees_every_request_and_counters_add_up() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: StepRunner._send_in_slot still sends requests queued for a concurrency slot "
-    "after the first stop; with max_concurrency=1 and 4 requests at offset 0, a stop during "
-    "request 0 still sends 1, 2 and 3",
-)
 async def test_stop_also_stops_requests_waiting_for_a_slot() -> None:
     stop = StopSignal()
 
