@@ -26,6 +26,7 @@ from loadgen.workloads import DatasetError
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 _DEFAULT_TIMEOUTS = Timeouts()
 
 
@@ -247,9 +248,9 @@ def execute(config: RunConfig, *, quiet: bool, print_json: bool) -> int:
     except OSError as exc:
         return _fail(console, EXIT_RUNTIME, f"{exc.strerror or exc}: {exc.filename or ''}")
     except KeyboardInterrupt:
-        return _fail(console, 130, "interrupted before the first step started")
+        return _fail(console, EXIT_INTERRUPTED, "interrupted before the first step started")
     _finish(console, outcome, quiet=quiet, print_json=print_json)
-    return 0
+    return EXIT_INTERRUPTED if outcome.interrupted else 0
 
 
 def _finish(console: Console, outcome: SweepOutcome, *, quiet: bool, print_json: bool) -> None:

@@ -77,6 +77,30 @@ def summary_table(summary: StepSummary) -> Table:
     return table
 
 
+def sweep_table(summaries: list[StepSummary]) -> Table:
+    """One row per step: the sweep's curves as numbers (the paper's Figure 1 in a table)."""
+    table = Table(title="sweep (trimmed figures)", title_justify="left")
+    for name in ("target req/s", "achieved", "req/s", "out tok/s", "per-token ms p50",
+                 "TTFT ms p99", "errors", "flags"):  # fmt: skip
+        table.add_column(name, justify="right")
+    for summary in summaries:
+        figures = summary.trimmed
+        per_token, ttft = figures.per_token_latency_s, figures.ttft_s
+        flags = [name for name, on in (("saturated", summary.client_saturated),
+                                       ("interrupted", summary.interrupted)) if on]  # fmt: skip
+        table.add_row(
+            rate_text(summary.target_rate_rps),
+            _num(figures.achieved_rate_rps),
+            _num(figures.sequence_throughput_rps),
+            _num(figures.output_token_throughput_tps, 1),
+            _ms(per_token.p50 if per_token else None),
+            _ms(ttft.p99 if ttft else None),
+            str(figures.num_errors),
+            " ".join(flags),
+        )
+    return table
+
+
 class ConsoleReporter(RunObserver):
     """Shows progress while a step runs and its table when it ends; silent when `quiet`."""
 
@@ -85,6 +109,7 @@ class ConsoleReporter(RunObserver):
         self.quiet = quiet
         self._live: Live | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._summaries: list[StepSummary] = []
 
     def on_step_start(self, progress: StepProgress) -> None:
         """Start a live status line, refreshed from the event loop (no extra thread)."""
@@ -104,6 +129,7 @@ class ConsoleReporter(RunObserver):
     ) -> None:
         """Stop the live line and print the step's table and warnings."""
         self._stop_live()
+        self._summaries.append(summary)
         if self.quiet:
             return
         self.console.print(summary_table(summary))
@@ -111,8 +137,10 @@ class ConsoleReporter(RunObserver):
             self.console.print(f"[bold yellow]warning:[/] {line}")
 
     def on_run_end(self) -> None:
-        """Make sure no live display is left running."""
+        """Stop any live display; after several steps, print the sweep table."""
         self._stop_live()
+        if not self.quiet and len(self._summaries) > 1:
+            self.console.print(sweep_table(self._summaries))
 
     def _stop_live(self) -> None:
         if self._refresher is not None:
