@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
@@ -12,13 +13,17 @@ import aiohttp
 import orjson
 
 from loadgen import __version__
+from loadgen.client.idle import IdleWatchdog
 from loadgen.client.protocol import (
     ENDPOINT_PATHS,
+    TEXT_MARKERS,
     RequestOptions,
     build_body,
     choice_text,
+    chunk_template,
     error_of,
     estimate_tokens,
+    fits_template,
     model_ids,
     redact,
     usage_of,
@@ -63,13 +68,18 @@ class _Progress:
         "chunk_tokens",
         "completion_tokens",
         "estimated_tokens",
+        "idle_expired",
+        "last_read_ns",
         "prompt_tokens",
         "status",
         "t_first_ns",
         "t_last_ns",
+        "template",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, t_send_ns: int) -> None:
+        self.last_read_ns = t_send_ns
+        self.idle_expired = False
         self.chunk_times_ns: list[int] = []
         self.chunk_tokens: list[int] | None = []
         self.t_first_ns: int | None = None
@@ -78,6 +88,7 @@ class _Progress:
         self.completion_tokens: int | None = None
         self.estimated_tokens = 0
         self.status: int | None = None
+        self.template: tuple[bytes, bytes] | None = None
 
 
 class OpenAIClient:
@@ -104,6 +115,7 @@ class OpenAIClient:
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._session: aiohttp.ClientSession | None = None
+        self._watchdog = IdleWatchdog(self.timeouts.idle_s)
 
     async def __aenter__(self) -> OpenAIClient:
         connector = aiohttp.TCPConnector(
@@ -113,7 +125,6 @@ class OpenAIClient:
             total=None,
             sock_connect=self.timeouts.connect_s,
             connect=self.timeouts.connect_s,
-            sock_read=self.timeouts.idle_s,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -121,9 +132,11 @@ class OpenAIClient:
             headers=self._headers,
             read_bufsize=_READ_BUFFER_BYTES,
         )
+        self._watchdog.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        await self._watchdog.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -161,8 +174,8 @@ class OpenAIClient:
     ) -> RequestRecord:
         """Send one request now and wait for its end; never raises for server or network faults."""
         body = build_body(spec, self.options)
-        progress = _Progress()
         t_send_ns = perf_counter_ns()
+        progress = _Progress(t_send_ns)
         kind: ErrorKind | None = None
         message: str | None = None
         try:
@@ -170,7 +183,11 @@ class OpenAIClient:
         except RequestFailed as exc:
             kind, message = exc.kind, str(exc)
         except asyncio.CancelledError:
-            kind, message = "cancelled", "stopped before the response ended"
+            if not progress.idle_expired:
+                kind, message = "cancelled", "stopped before the response ended"
+            else:
+                _uncancel_current_task()  # the watchdog's cancel ends this request only
+                kind, message = "timeout", f"no data for {self.timeouts.idle_s:g} s"
         except Exception as exc:  # every other fault of one request is data, not a crash
             kind, message = _classify(exc), self._describe(exc)
         return self._record(
@@ -185,14 +202,22 @@ class OpenAIClient:
         url = self.base_url + ENDPOINT_PATHS[self.options.endpoint]
         # A whole (non-streamed) response has no first token to wait for: only the total limit.
         first_s = min(limits.ttft_s, limits.total_s) if self.options.stream else limits.total_s
+        # Only streams go quiet between reads; a whole response is bounded by the total limit.
+        watch = self._watchdog.watching(progress) if self.options.stream else nullcontext()
         try:
-            async with asyncio.timeout_at(start + first_s) as deadline:
-                async with self.session.post(url, data=body) as resp:
+            with watch:
+                async with (
+                    asyncio.timeout_at(start + first_s) as deadline,
+                    self.session.post(url, data=body) as resp,
+                ):
                     progress.status = resp.status
                     if resp.status >= 400:
                         await _raise_http_error(resp)
                     if self.options.stream:
-                        await _read_stream(resp, progress, deadline, start + limits.total_s)
+                        markers = TEXT_MARKERS[self.options.endpoint]
+                        await _read_stream(
+                            resp, progress, deadline, start + limits.total_s, markers
+                        )
                     else:
                         await _read_whole(resp, progress)
         except TimeoutError as exc:
@@ -201,8 +226,6 @@ class OpenAIClient:
     def _timeout_message(self, exc: BaseException, progress: _Progress) -> str:
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
             return f"no connection within {self.timeouts.connect_s:g} s"
-        if isinstance(exc, aiohttp.ServerTimeoutError):
-            return f"no data for {self.timeouts.idle_s:g} s"
         if progress.t_first_ns is None and self.options.stream:
             return f"no first token within {self.timeouts.ttft_s:g} s"
         return f"request took longer than {self.timeouts.total_s:g} s"
@@ -245,6 +268,12 @@ class OpenAIClient:
         )
 
 
+def _uncancel_current_task() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
 def _tokens_out(progress: _Progress) -> tuple[int, TokensSource]:
     if progress.completion_tokens is not None:
         return progress.completion_tokens, "server"
@@ -268,15 +297,18 @@ async def _read_stream(
     progress: _Progress,
     deadline: asyncio.Timeout,
     total_deadline: float,
+    markers: tuple[bytes, bytes],
 ) -> None:
     """Read an SSE stream into `progress`: token chunk times, usage, errors."""
     parser = SSEParser()
     saw_event = False
     async for data in resp.content.iter_any():
         now_ns = perf_counter_ns()
-        for payload in parser.feed(data):
+        progress.last_read_ns = now_ns
+        payloads = parser.feed(data)
+        if payloads:
             saw_event = True
-            if _on_event(payload, now_ns, progress):
+            if _on_events(payloads, now_ns, progress, markers):
                 deadline.reschedule(total_deadline)
     for payload in parser.close():
         saw_event = True
@@ -285,6 +317,31 @@ async def _read_stream(
     if not saw_event:
         content_type = resp.headers.get("Content-Type", "?")
         raise RequestFailed("bad_stream", f"no server-sent events in the response ({content_type})")
+
+
+def _on_events(
+    payloads: list[bytes], now_ns: int, progress: _Progress, markers: tuple[bytes, bytes]
+) -> bool:
+    """Apply the events of one read to `progress`; True when the first token was among them.
+
+    Decoding a chunk costs more than everything else the client does per token, so a chunk
+    byte-identical to a decoded token chunk of the same stream except for its text is counted
+    without decoding; every other event is decoded in full.
+    """
+    first = False
+    plain = 0
+    for payload in payloads:
+        template = progress.template
+        if template is not None and fits_template(payload, template):
+            plain += 1
+            continue
+        chunks = len(progress.chunk_times_ns)
+        first |= _on_event(payload, now_ns, progress)
+        if template is None and len(progress.chunk_times_ns) > chunks:
+            progress.template = chunk_template(payload, markers)
+    if plain:
+        _on_plain_token_chunks(progress, now_ns, plain)
+    return first
 
 
 def _on_event(payload: bytes, now_ns: int, progress: _Progress) -> bool:
@@ -309,6 +366,14 @@ def _on_event(payload: bytes, now_ns: int, progress: _Progress) -> bool:
     if completion is not None:
         progress.completion_tokens = completion
     return False
+
+
+def _on_plain_token_chunks(progress: _Progress, now_ns: int, count: int) -> None:
+    """Record `count` token chunks without usage, all read at `now_ns`."""
+    progress.chunk_times_ns.extend([now_ns] * count)
+    progress.t_last_ns = now_ns
+    progress.estimated_tokens += count
+    progress.chunk_tokens = None
 
 
 def _on_token_chunk(progress: _Progress, now_ns: int, completion: int | None) -> bool:

@@ -16,6 +16,13 @@ ENDPOINT_PATHS: Mapping[Endpoint, str] = {
     "completions": "/completions",
     "chat": "/chat/completions",
 }
+# The key that carries output text in a streamed chunk, as it appears on the wire: compact
+# (vLLM, pydantic) and with a space after the colon (Python's json.dumps).
+TEXT_MARKERS: Mapping[Endpoint, tuple[bytes, bytes]] = {
+    "completions": (b'"text":"', b'"text": "'),
+    "chat": (b'"content":"', b'"content": "'),
+}
+_BACKSLASH = ord("\\")
 # Characters per token when nothing better is known (English text with BPE tokenizers).
 CHARS_PER_TOKEN_ESTIMATE = 4.0
 
@@ -82,6 +89,37 @@ def build_body(spec: RequestSpec, options: RequestOptions) -> bytes:
     body.update({key: value for key, value in optional.items() if value is not None})
     body.update(options.extra_body)
     return orjson.dumps(body)
+
+
+def chunk_template(payload: bytes, markers: tuple[bytes, bytes]) -> tuple[bytes, bytes] | None:
+    """The bytes around the text value of a decoded token chunk, or None if not plainly there.
+
+    Later chunks of the same stream that are these bytes around another quote-free text are
+    the same kind of chunk (`fits_template`), so they need no decoding.
+    """
+    found = [(payload.find(marker), marker) for marker in markers]
+    hits = [(at, marker) for at, marker in found if at >= 0]
+    if len(hits) != 1 or sum(payload.count(marker) for marker in markers) != 1:
+        return None
+    at, marker = hits[0]
+    text_start = at + len(marker)
+    text_end = payload.find(b'"', text_start)
+    if text_end <= text_start or payload[text_end - 1] == _BACKSLASH:
+        return None  # empty text, or a quote inside the text: no template to trust
+    return payload[:text_start], payload[text_end:]
+
+
+def fits_template(payload: bytes, template: tuple[bytes, bytes]) -> bool:
+    """True when `payload` is `template` around a non-empty text with no quote or end escape."""
+    prefix, suffix = template
+    text_end = len(payload) - len(suffix)
+    return (
+        text_end > len(prefix)
+        and payload.startswith(prefix)
+        and payload.endswith(suffix)
+        and payload.find(b'"', len(prefix), text_end) < 0
+        and payload[text_end - 1] != _BACKSLASH  # it would escape the closing quote
+    )
 
 
 def choice_text(obj: Mapping[str, Any]) -> str:

@@ -8,11 +8,14 @@ import orjson
 import pytest
 
 from loadgen.client.protocol import (
+    TEXT_MARKERS,
     RequestOptions,
     build_body,
     choice_text,
+    chunk_template,
     error_of,
     estimate_tokens,
+    fits_template,
     model_ids,
     normalize_base_url,
     redact,
@@ -340,3 +343,76 @@ def test_estimate_tokens(text: str, expected: int) -> None:
 @pytest.mark.parametrize("text", ["a", "Hi"])
 def test_estimate_tokens_non_empty_text_is_at_least_one_token(text: str) -> None:
     assert estimate_tokens(text) >= 1
+
+
+# --- chunk_template / fits_template: the byte-level hot path ------------------------------
+
+VLLM_TOKEN = (
+    b'{"id":"cmpl-1","object":"text_completion","created":1,"model":"m","choices":'
+    b'[{"index":0,"text":" tok","logprobs":null,"finish_reason":null,"stop_reason":null}]}'
+)
+VLLM_PREFIX = (
+    b'{"id":"cmpl-1","object":"text_completion","created":1,"model":"m","choices":'
+    b'[{"index":0,"text":"'
+)
+VLLM_SUFFIX = b'","logprobs":null,"finish_reason":null,"stop_reason":null}]}'
+SPACED_TOKEN = b'{"object": "text_completion", "choices": [{"index": 0, "text": " tok"}]}'
+CHAT_TOKEN = b'{"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"}}]}'
+COMPLETIONS = TEXT_MARKERS["completions"]
+CHAT = TEXT_MARKERS["chat"]
+
+
+def test_chunk_template_splits_around_the_text() -> None:
+    assert chunk_template(VLLM_TOKEN, COMPLETIONS) == (VLLM_PREFIX, VLLM_SUFFIX)
+    assert chunk_template(SPACED_TOKEN, COMPLETIONS) == (
+        b'{"object": "text_completion", "choices": [{"index": 0, "text": "',
+        b'"}]}',
+    )
+    assert chunk_template(CHAT_TOKEN, CHAT) == (
+        b'{"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"',
+        b'"}}]}',
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "markers"),
+    [
+        (b'{"choices":[{"index":0,"text":""}]}', COMPLETIONS),  # empty text
+        (b'{"choices":[{"index":0,"text":"say \\"hi\\""}]}', COMPLETIONS),  # quote in text
+        (b'{"choices":[{"index":0,"text":"a\\\\"}]}', COMPLETIONS),  # ends in an escape
+        (b'{"choices":[{"index":0,"text":"a"},{"index":1,"text":"b"}]}', COMPLETIONS),
+        (CHAT_TOKEN, COMPLETIONS),  # no text key of that endpoint
+    ],
+)
+def test_chunk_template_refuses_what_it_cannot_trust(
+    payload: bytes, markers: tuple[bytes, bytes]
+) -> None:
+    assert chunk_template(payload, markers) is None
+
+
+TEMPLATE = (VLLM_PREFIX, VLLM_SUFFIX)
+
+
+@pytest.mark.parametrize(
+    "text", [b" tok", b"x", b"\\u00e9t\\u00e9", b" a longer piece, with commas"]
+)
+def test_fits_template_accepts_same_chunk_with_other_text(text: bytes) -> None:
+    assert fits_template(VLLM_PREFIX + text + VLLM_SUFFIX, TEMPLATE)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        VLLM_PREFIX + VLLM_SUFFIX,  # empty text: no token
+        VLLM_PREFIX + b'a","usage":{"completion_tokens":9},"x":"b' + VLLM_SUFFIX,  # smuggled key
+        VLLM_PREFIX + b'a\\"b' + VLLM_SUFFIX,  # escaped quote: decode it instead
+        VLLM_PREFIX + b"a\\" + VLLM_SUFFIX,  # trailing backslash escapes the closing quote
+        VLLM_PREFIX + b"a" + b'","logprobs":null,"finish_reason":"length","stop_reason":null}]}',
+        b'{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}',
+        b"[DONE]",
+        b'{"error":{"message":"boom"}}',
+        VLLM_PREFIX + b"a",  # truncated
+    ],
+)
+def test_fits_template_rejects_everything_else(payload: bytes) -> None:
+    assert not fits_template(payload, TEMPLATE)
