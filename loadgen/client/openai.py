@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from time import perf_counter_ns
-from typing import Any
 
 import aiohttp
 import orjson
@@ -19,17 +18,11 @@ from loadgen.client.protocol import (
     TEXT_MARKERS,
     RequestOptions,
     build_body,
-    choice_text,
-    chunk_template,
-    error_of,
-    estimate_tokens,
-    fits_template,
     model_ids,
     redact,
-    usage_of,
 )
-from loadgen.client.sse import SSEParser
-from loadgen.core.records import ErrorKind, RequestRecord, RequestSpec, TokensSource
+from loadgen.client.responses import Progress, RequestFailed, read_stream, read_whole, tokens_out
+from loadgen.core.records import ErrorKind, RequestRecord, RequestSpec
 
 _READ_BUFFER_BYTES = 1 << 18
 _ERROR_BODY_BYTES = 512
@@ -48,47 +41,8 @@ class Timeouts:
     total_s: float = 3600.0
 
 
-class RequestFailed(Exception):
-    """A request ended in an error of a known kind."""
-
-    def __init__(self, kind: ErrorKind, message: str) -> None:
-        super().__init__(message)
-        self.kind: ErrorKind = kind
-
-
 class ServerProbeError(Exception):
     """The server could not be reached, or does not answer like an OpenAI server."""
-
-
-class _Progress:
-    """What a request has seen so far; turned into a RequestRecord when it ends."""
-
-    __slots__ = (
-        "chunk_times_ns",
-        "chunk_tokens",
-        "completion_tokens",
-        "estimated_tokens",
-        "idle_expired",
-        "last_read_ns",
-        "prompt_tokens",
-        "status",
-        "t_first_ns",
-        "t_last_ns",
-        "template",
-    )
-
-    def __init__(self, t_send_ns: int) -> None:
-        self.last_read_ns = t_send_ns
-        self.idle_expired = False
-        self.chunk_times_ns: list[int] = []
-        self.chunk_tokens: list[int] | None = []
-        self.t_first_ns: int | None = None
-        self.t_last_ns: int | None = None
-        self.prompt_tokens: int | None = None
-        self.completion_tokens: int | None = None
-        self.estimated_tokens = 0
-        self.status: int | None = None
-        self.template: tuple[bytes, bytes] | None = None
 
 
 class OpenAIClient:
@@ -175,7 +129,7 @@ class OpenAIClient:
         """Send one request now and wait for its end; never raises for server or network faults."""
         body = build_body(spec, self.options)
         t_send_ns = perf_counter_ns()
-        progress = _Progress(t_send_ns)
+        progress = Progress(t_send_ns)
         kind: ErrorKind | None = None
         message: str | None = None
         try:
@@ -194,7 +148,7 @@ class OpenAIClient:
             spec, index, t_sched_ns, t_send_ns, slot_wait_ns, progress, kind, message
         )
 
-    async def _exchange(self, body: bytes, progress: _Progress) -> None:
+    async def _exchange(self, body: bytes, progress: Progress) -> None:
         """POST `body` and read the response (status, chunks, usage) into `progress`."""
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -215,15 +169,13 @@ class OpenAIClient:
                         await _raise_http_error(resp)
                     if self.options.stream:
                         markers = TEXT_MARKERS[self.options.endpoint]
-                        await _read_stream(
-                            resp, progress, deadline, start + limits.total_s, markers
-                        )
+                        await read_stream(resp, progress, deadline, start + limits.total_s, markers)
                     else:
-                        await _read_whole(resp, progress)
+                        await read_whole(resp, progress)
         except TimeoutError as exc:
             raise RequestFailed("timeout", self._timeout_message(exc, progress)) from None
 
-    def _timeout_message(self, exc: BaseException, progress: _Progress) -> str:
+    def _timeout_message(self, exc: BaseException, progress: Progress) -> str:
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
             return f"no connection within {self.timeouts.connect_s:g} s"
         if progress.t_first_ns is None and self.options.stream:
@@ -241,11 +193,11 @@ class OpenAIClient:
         t_sched_ns: int,
         t_send_ns: int,
         slot_wait_ns: int,
-        progress: _Progress,
+        progress: Progress,
         kind: ErrorKind | None,
         message: str | None,
     ) -> RequestRecord:
-        tokens_out, source = _tokens_out(progress)
+        count, source = tokens_out(progress)
         chunk_tokens = progress.chunk_tokens
         if chunk_tokens is not None and len(chunk_tokens) != len(progress.chunk_times_ns):
             chunk_tokens = None
@@ -258,7 +210,7 @@ class OpenAIClient:
             t_first_ns=progress.t_first_ns,
             t_last_ns=progress.t_last_ns,
             tokens_in=spec.tokens_in if progress.prompt_tokens is None else progress.prompt_tokens,
-            tokens_out=tokens_out,
+            tokens_out=count,
             tokens_source=source,
             chunk_times_ns=progress.chunk_times_ns,
             chunk_tokens=chunk_tokens,
@@ -274,12 +226,6 @@ def _uncancel_current_task() -> None:
         task.uncancel()
 
 
-def _tokens_out(progress: _Progress) -> tuple[int, TokensSource]:
-    if progress.completion_tokens is not None:
-        return progress.completion_tokens, "server"
-    return progress.estimated_tokens, "estimate"
-
-
 async def _raise_http_error(resp: aiohttp.ClientResponse) -> None:
     body = bytearray()
     while len(body) < _ERROR_READ_BYTES:
@@ -290,125 +236,6 @@ async def _raise_http_error(resp: aiohttp.ClientResponse) -> None:
     detail = body.decode("utf-8", "replace").strip()
     kind: ErrorKind = "http_5xx" if resp.status >= 500 else "http_4xx"
     raise RequestFailed(kind, f"HTTP {resp.status}: {detail}")
-
-
-async def _read_stream(
-    resp: aiohttp.ClientResponse,
-    progress: _Progress,
-    deadline: asyncio.Timeout,
-    total_deadline: float,
-    markers: tuple[bytes, bytes],
-) -> None:
-    """Read an SSE stream into `progress`: token chunk times, usage, errors."""
-    parser = SSEParser()
-    saw_event = False
-    async for data in resp.content.iter_any():
-        now_ns = perf_counter_ns()
-        progress.last_read_ns = now_ns
-        payloads = parser.feed(data)
-        if payloads:
-            saw_event = True
-            if _on_events(payloads, now_ns, progress, markers):
-                deadline.reschedule(total_deadline)
-    for payload in parser.close():
-        saw_event = True
-        if _on_event(payload, perf_counter_ns(), progress):
-            deadline.reschedule(total_deadline)
-    if not saw_event:
-        content_type = resp.headers.get("Content-Type", "?")
-        raise RequestFailed("bad_stream", f"no server-sent events in the response ({content_type})")
-
-
-def _on_events(
-    payloads: list[bytes], now_ns: int, progress: _Progress, markers: tuple[bytes, bytes]
-) -> bool:
-    """Apply the events of one read to `progress`; True when the first token was among them.
-
-    Decoding a chunk costs more than everything else the client does per token, so a chunk
-    byte-identical to a decoded token chunk of the same stream except for its text is counted
-    without decoding; every other event is decoded in full.
-    """
-    first = False
-    plain = 0
-    for payload in payloads:
-        template = progress.template
-        if template is not None and fits_template(payload, template):
-            plain += 1
-            continue
-        chunks = len(progress.chunk_times_ns)
-        first |= _on_event(payload, now_ns, progress)
-        if template is None and len(progress.chunk_times_ns) > chunks:
-            progress.template = chunk_template(payload, markers)
-    if plain:
-        _on_plain_token_chunks(progress, now_ns, plain)
-    return first
-
-
-def _on_event(payload: bytes, now_ns: int, progress: _Progress) -> bool:
-    """Apply one SSE payload to `progress`; True when it was the request's first token."""
-    if payload == b"[DONE]":
-        return False
-    try:
-        obj: Any = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise RequestFailed("bad_stream", f"malformed event: {payload[:120]!r}") from None
-    if not isinstance(obj, dict):
-        raise RequestFailed("bad_stream", f"event is not a JSON object: {payload[:120]!r}")
-    message = error_of(obj)
-    if message is not None:
-        raise RequestFailed("bad_stream", f"server error in stream: {message}")
-    prompt, completion = usage_of(obj)
-    if prompt is not None:
-        progress.prompt_tokens = prompt
-    text = choice_text(obj)
-    if text:
-        return _on_token_chunk(progress, now_ns, completion)
-    if completion is not None:
-        progress.completion_tokens = completion
-    return False
-
-
-def _on_plain_token_chunks(progress: _Progress, now_ns: int, count: int) -> None:
-    """Record `count` token chunks without usage, all read at `now_ns`."""
-    progress.chunk_times_ns.extend([now_ns] * count)
-    progress.t_last_ns = now_ns
-    progress.estimated_tokens += count
-    progress.chunk_tokens = None
-
-
-def _on_token_chunk(progress: _Progress, now_ns: int, completion: int | None) -> bool:
-    """Record a token-carrying chunk; per-chunk counts are kept while every chunk has usage."""
-    progress.chunk_times_ns.append(now_ns)
-    progress.t_last_ns = now_ns
-    progress.estimated_tokens += 1
-    if progress.chunk_tokens is not None:
-        if completion is None:
-            progress.chunk_tokens = None
-        else:
-            progress.chunk_tokens.append(completion - (progress.completion_tokens or 0))
-    if completion is not None:
-        progress.completion_tokens = completion
-    if progress.t_first_ns is None:
-        progress.t_first_ns = now_ns
-        return True
-    return False
-
-
-async def _read_whole(resp: aiohttp.ClientResponse, progress: _Progress) -> None:
-    """Read a non-streamed response into `progress`."""
-    body = await resp.read()
-    progress.t_last_ns = perf_counter_ns()
-    try:
-        obj: Any = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise RequestFailed("bad_stream", f"response is not JSON: {body[:120]!r}") from None
-    if not isinstance(obj, dict):
-        raise RequestFailed("bad_stream", "response is not a JSON object")
-    message = error_of(obj)
-    if message is not None:
-        raise RequestFailed("bad_stream", f"server error: {message}")
-    progress.prompt_tokens, progress.completion_tokens = usage_of(obj)
-    progress.estimated_tokens = estimate_tokens(choice_text(obj))
 
 
 def _classify(exc: BaseException) -> ErrorKind:

@@ -6,34 +6,11 @@ import math
 
 import pytest
 
-from loadgen.core.records import StepFigures, StepSummary
+from loadgen.core.records import StepSummary
+from loadgen.core.stats import step_figures
 from loadgen.core.sweep import SweepPolicy, fixed_rates, parse_rate, parse_rate_range, parse_rates
 
-
-def _figures() -> StepFigures:
-    """Figures of an empty step: nothing sent, nothing measured."""
-    return StepFigures(
-        num_requests=0,
-        num_ok=0,
-        num_errors=0,
-        errors_by_kind={},
-        error_rate=None,
-        window_s=None,
-        sequence_throughput_rps=0.0,
-        output_token_throughput_tps=0.0,
-        total_token_throughput_tps=None,
-        goodput_rps=None,
-        achieved_rate_rps=None,
-        send_gap_cv=None,
-        ttft_s=None,
-        ttft_sched_s=None,
-        tpot_s=None,
-        itl_s=None,
-        e2e_s=None,
-        per_token_latency_s=None,
-        queue_s=None,
-        pacer_lateness_s=None,
-    )
+EMPTY = step_figures([], {})  # figures of an empty step: nothing sent, nothing measured
 
 
 def _summary(step: int, rate: float, *, interrupted: bool = False) -> StepSummary:
@@ -43,8 +20,8 @@ def _summary(step: int, rate: float, *, interrupted: bool = False) -> StepSummar
         target_rate_rps=rate,
         num_sent=0,
         trim=0,
-        trimmed=_figures(),
-        untrimmed=_figures(),
+        trimmed=EMPTY,
+        untrimmed=EMPTY,
         client_saturated=False,
         interrupted=interrupted,
         tokens_source="estimate",
