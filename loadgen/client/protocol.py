@@ -122,6 +122,33 @@ def fits_template(payload: bytes, template: tuple[bytes, bytes]) -> bool:
     )
 
 
+def count_template_events(data: bytes, template: tuple[bytes, bytes]) -> int:
+    """k when `data` is exactly k whole SSE events `data: <prefix><text><suffix>`, else 0.
+
+    The whole-read form of `fits_template`, in a few passes over the bytes: each event one
+    line, starting with the prefix and ending with the suffix, no quote in any text, no text
+    empty or ending in a backslash. Meant for a read that starts on an event boundary.
+    """
+    prefix, suffix = template
+    count = data.count(b"\n\n")
+    quotes = prefix.count(b'"') + suffix.count(b'"')
+    if (
+        count
+        and data.endswith(b"\n\n")
+        and data.startswith(b"data: " + prefix)
+        and data.count(b"\n") == 2 * count
+        and data.count(b"\n\ndata: " + prefix) == count - 1
+        and data.count(suffix + b"\n\n") == count
+        and data.count(b'"') == quotes * count
+        and prefix + suffix not in data
+        # The prefix ends and the suffix starts with the text's quotes; sharing one would hide it.
+        and prefix + suffix[1:] not in data
+        and b"\\" + suffix not in data
+    ):
+        return count
+    return 0
+
+
 def choice_text(obj: Mapping[str, Any]) -> str:
     """The output text a completion or chat chunk (or whole response) carries; '' if none."""
     choices = obj.get("choices")

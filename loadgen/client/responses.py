@@ -12,6 +12,7 @@ import orjson
 from loadgen.client.protocol import (
     choice_text,
     chunk_template,
+    count_template_events,
     error_of,
     estimate_tokens,
     fits_template,
@@ -79,6 +80,12 @@ async def read_stream(
     async for data in resp.content.iter_any():
         now_ns = perf_counter_ns()
         progress.last_read_ns = now_ns
+        template = progress.template
+        if template is not None and parser.at_boundary:
+            plain = count_template_events(data, template)
+            if plain:  # the whole read is plain token chunks: no framing or loop needed
+                _on_plain_token_chunks(progress, now_ns, plain)
+                continue
         payloads = parser.feed(data)
         if payloads:
             saw_event = True

@@ -43,6 +43,11 @@ class SSEParser:
         self._tail = [rest] if rest else []
         return _block_payloads(block)
 
+    @property
+    def at_boundary(self) -> bool:
+        """True between events: no partial event, line end or BOM is pending."""
+        return not (self._tail or self._after_cr or self._at_start)
+
     def close(self) -> list[bytes]:
         """Payload of a final event the stream ended without a blank line after, else []."""
         rest = b"".join(self._tail)

@@ -13,6 +13,7 @@ from loadgen.client.protocol import (
     build_body,
     choice_text,
     chunk_template,
+    count_template_events,
     error_of,
     estimate_tokens,
     fits_template,
@@ -416,3 +417,41 @@ def test_fits_template_accepts_same_chunk_with_other_text(text: bytes) -> None:
 )
 def test_fits_template_rejects_everything_else(payload: bytes) -> None:
     assert not fits_template(payload, TEMPLATE)
+
+
+def sse(*payloads: bytes) -> bytes:
+    return b"".join(b"data: " + payload + b"\n\n" for payload in payloads)
+
+
+def test_count_template_events_counts_a_read_of_plain_chunks() -> None:
+    read = sse(*(VLLM_PREFIX + text + VLLM_SUFFIX for text in (b" a", b" b", b"\\u00e9")))
+    assert count_template_events(read, TEMPLATE) == 3
+    assert count_template_events(sse(VLLM_PREFIX + b"x" + VLLM_SUFFIX), TEMPLATE) == 1
+
+
+PLAIN = VLLM_PREFIX + b" a" + VLLM_SUFFIX
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        b"",
+        sse(PLAIN)[:-1],  # the event is not finished
+        sse(PLAIN) + b"data: " + VLLM_PREFIX,  # ends inside the next event
+        sse(PLAIN, b'{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}'),
+        sse(PLAIN, b"[DONE]"),
+        sse(PLAIN, VLLM_PREFIX + VLLM_SUFFIX),  # empty text
+        sse(PLAIN, VLLM_PREFIX + b'say \\"x\\"' + VLLM_SUFFIX),  # quotes in a text
+        sse(PLAIN, VLLM_PREFIX + b"a\\" + VLLM_SUFFIX),  # escapes the closing quote
+        sse(VLLM_PREFIX + b"x" + VLLM_SUFFIX[:-1] + b',"usage":{}}'),  # other bytes after text
+        b": keep-alive\n\n" + sse(PLAIN),  # a comment
+        b"event: token\n" + sse(PLAIN),  # another field
+        sse(PLAIN).replace(b"\n", b"\r\n"),  # CRLF framing
+        sse(PLAIN) + b"\n\n",  # a stray blank line
+        # A malformed chunk whose prefix and suffix share the text's quote, hiding one quote
+        # that another chunk's text then supplies: the quote count alone would balance.
+        sse(VLLM_PREFIX + VLLM_SUFFIX[1:], VLLM_PREFIX + b'a"b' + VLLM_SUFFIX),
+    ],
+)
+def test_count_template_events_refuses_anything_else(read: bytes) -> None:
+    assert count_template_events(read, TEMPLATE) == 0

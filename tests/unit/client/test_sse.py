@@ -254,3 +254,16 @@ def test_large_event_fed_in_small_reads() -> None:
         payloads.extend(parser.feed(stream[start : start + 1000]))
     assert payloads == [b"x" * 100_000]
     assert parser.close() == []
+
+
+def test_at_boundary_only_between_whole_events() -> None:
+    parser = SSEParser()
+    assert not parser.at_boundary  # a BOM may still come
+    parser.feed(b"data: a\n\n")
+    assert parser.at_boundary
+    parser.feed(b"data: b")
+    assert not parser.at_boundary  # half an event pending
+    parser.feed(b"\n\n")
+    assert parser.at_boundary
+    parser.feed(b"data: c\r")
+    assert not parser.at_boundary

@@ -1,0 +1,1 @@
+"""Scripts that print performance figures; docs/performance.md holds their results."""
