@@ -45,37 +45,3 @@ class RunObserver:
 
     def on_run_end(self) -> None:
         """The run is over (finished, or stopped)."""
-
-
-class Observers(RunObserver):
-    """Fans every event out to a list of observers, in order."""
-
-    def __init__(self, observers: list[RunObserver] | None = None) -> None:
-        self.observers = list(observers or [])
-
-    def on_step_start(self, progress: StepProgress) -> None:
-        """Forward to every observer."""
-        for observer in self.observers:
-            observer.on_step_start(progress)
-
-    def on_request_sent(self, progress: StepProgress, index: int) -> None:
-        """Forward to every observer."""
-        for observer in self.observers:
-            observer.on_request_sent(progress, index)
-
-    def on_request_done(self, progress: StepProgress, record: RequestRecord) -> None:
-        """Forward to every observer."""
-        for observer in self.observers:
-            observer.on_request_done(progress, record)
-
-    def on_step_end(
-        self, progress: StepProgress, summary: StepSummary, records: list[RequestRecord]
-    ) -> None:
-        """Forward to every observer."""
-        for observer in self.observers:
-            observer.on_step_end(progress, summary, records)
-
-    def on_run_end(self) -> None:
-        """Forward to every observer."""
-        for observer in self.observers:
-            observer.on_run_end()

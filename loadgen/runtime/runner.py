@@ -15,8 +15,7 @@ from loadgen.core.records import RequestRecord, RequestSpec
 from loadgen.runtime.events import RunObserver, StepProgress
 from loadgen.runtime.pacer import Pacer
 
-# The schedule starts this far after the step begins, so the first sends are not late already.
-_START_DELAY_NS = 5_000_000
+_STOPPED_IN_SLOT_QUEUE = "stopped while waiting for a concurrency slot"
 
 
 class Sender(Protocol):
@@ -152,12 +151,10 @@ class StepRunner:
         try:
             await slots.acquire()
         except asyncio.CancelledError:
-            return _unsent_record(index, t_sched_ns, "stopped while waiting for a concurrency slot")
+            return _unsent_record(index, t_sched_ns, _STOPPED_IN_SLOT_QUEUE)
         try:
             if stop.stop_sending.is_set():
-                return _unsent_record(
-                    index, t_sched_ns, "stopped while waiting for a concurrency slot"
-                )
+                return _unsent_record(index, t_sched_ns, _STOPPED_IN_SLOT_QUEUE)
             return await self._sender.send(spec, index, t_sched_ns, perf_counter_ns() - t_wait_ns)
         finally:
             slots.release()
