@@ -23,8 +23,6 @@ TEXT_MARKERS: Mapping[Endpoint, tuple[bytes, bytes]] = {
     "chat": (b'"content":"', b'"content": "'),
 }
 _BACKSLASH = ord("\\")
-# Characters per token when nothing better is known (English text with BPE tokenizers).
-CHARS_PER_TOKEN_ESTIMATE = 4.0
 
 
 def normalize_base_url(url: str) -> str:
@@ -190,11 +188,6 @@ def error_of(obj: Mapping[str, Any]) -> str | None:
     if obj.get("object") == "error":
         return str(obj.get("message") or "error object")
     return None
-
-
-def estimate_tokens(text: str) -> int:
-    """A rough token count of `text` for when neither server nor tokenizer gives one."""
-    return max(1, round(len(text) / CHARS_PER_TOKEN_ESTIMATE)) if text else 0
 
 
 def model_ids(obj: Any) -> list[str]:

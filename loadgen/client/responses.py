@@ -14,12 +14,12 @@ from loadgen.client.protocol import (
     chunk_template,
     count_template_events,
     error_of,
-    estimate_tokens,
     fits_template,
     usage_of,
 )
 from loadgen.client.sse import SSEParser
 from loadgen.core.records import ErrorKind, TokensSource
+from loadgen.core.tokens import estimate_tokens
 
 
 class RequestFailed(Exception):

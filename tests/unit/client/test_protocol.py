@@ -15,7 +15,6 @@ from loadgen.client.protocol import (
     chunk_template,
     count_template_events,
     error_of,
-    estimate_tokens,
     fits_template,
     model_ids,
     normalize_base_url,
@@ -321,29 +320,6 @@ def test_redact_ignores_empty_secrets() -> None:
 
 def test_redact_without_secrets_is_identity() -> None:
     assert redact("plain text", ()) == "plain text"
-
-
-# --- estimate_tokens ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("", 0),
-        ("abcd", 1),  # 4 chars / 4 per token
-        ("abcdefgh", 2),
-        ("abcdefghijklmnop", 4),
-        ("abcdefghijklm", 3),  # 13 / 4 = 3.25
-        ("abcdefghijklmno", 4),  # 15 / 4 = 3.75
-    ],
-)
-def test_estimate_tokens(text: str, expected: int) -> None:
-    assert estimate_tokens(text) == expected
-
-
-@pytest.mark.parametrize("text", ["a", "Hi"])
-def test_estimate_tokens_non_empty_text_is_at_least_one_token(text: str) -> None:
-    assert estimate_tokens(text) >= 1
 
 
 # --- chunk_template / fits_template: the byte-level hot path ------------------------------
