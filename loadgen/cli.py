@@ -15,7 +15,7 @@ from rich.console import Console
 
 from loadgen import __version__
 from loadgen.client.openai import ServerProbeError, Timeouts
-from loadgen.config import ConfigError, RunConfig, WorkloadConfig
+from loadgen.config import DATASET_FORMATS, ConfigError, RunConfig, WorkloadConfig
 from loadgen.core.arrivals import ARRIVAL_KINDS
 from loadgen.core.stats import parse_slos
 from loadgen.core.sweep import parse_rate, parse_rate_range, parse_rates
@@ -23,6 +23,7 @@ from loadgen.report.console import ConsoleReporter
 from loadgen.runtime.loop import run_async
 from loadgen.runtime.sweep_run import SweepOutcome, run_sweep
 from loadgen.workloads import DatasetError
+from loadgen.workloads.templates import PROMPT_TEMPLATES
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -107,7 +108,25 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--dataset",
         default="synthetic",
-        help="'synthetic' or a JSON/JSONL file of {prompt, max_tokens}",
+        help="'synthetic', a paper scenario (s2s, s2l, l2s, s16k) or a dataset file",
+    )
+    group.add_argument(
+        "--dataset-format",
+        choices=DATASET_FORMATS,
+        default="auto",
+        help="file format (default: detected from the first entry)",
+    )
+    group.add_argument("--min-input", type=int, help="drop dataset prompts under N tokens")
+    group.add_argument("--max-input", type=int, help="drop dataset prompts over N tokens")
+    group.add_argument("--max-output", type=int, help="drop dataset answers over N tokens")
+    group.add_argument("--shuffle", action="store_true", help="seeded random order")
+    group.add_argument(
+        "--replacement", action="store_true", help="draw dataset requests with replacement (seeded)"
+    )
+    group.add_argument(
+        "--prompt-template",
+        choices=sorted(PROMPT_TEMPLATES),
+        help="wrap completions prompts in a chat template",
     )
     group.add_argument("--input-len", type=int, default=128, help="synthetic prompt tokens")
     group.add_argument("--output-len", type=int, default=128, help="synthetic max_tokens")
@@ -204,7 +223,18 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         top_k=args.top_k,
         top_p=args.top_p,
         extra_body=args.extra_body,
-        workload=WorkloadConfig(args.dataset, args.input_len, args.output_len),
+        workload=WorkloadConfig(
+            dataset=args.dataset,
+            input_len=args.input_len,
+            output_len=args.output_len,
+            dataset_format=args.dataset_format,
+            min_input=args.min_input,
+            max_input=args.max_input,
+            max_output=args.max_output,
+            shuffle=args.shuffle,
+            replacement=args.replacement,
+            prompt_template=args.prompt_template,
+        ),
         num_requests=args.num_requests,
         trim=args.trim,
         arrival=args.arrival,

@@ -12,6 +12,10 @@ from typing import Any
 from loadgen.client.openai import Timeouts
 from loadgen.client.protocol import Endpoint, RequestOptions, normalize_base_url
 from loadgen.core.arrivals import ARRIVAL_KINDS, ArrivalKind
+from loadgen.workloads.loaders import FORMATS
+from loadgen.workloads.scenarios import SCENARIOS
+
+DATASET_FORMATS = ("auto", *FORMATS)
 
 
 class ConfigError(Exception):
@@ -20,11 +24,26 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class WorkloadConfig:
-    """Where requests come from: `dataset` is "synthetic" or a file path."""
+    """Where requests come from: `dataset` is "synthetic", a scenario name, or a file path.
+
+    Lengths and filters are in tokens; `dataset_format` is "auto" or a loader's format name.
+    """
 
     dataset: str = "synthetic"
     input_len: int = 128
     output_len: int = 128
+    dataset_format: str = "auto"
+    min_input: int | None = None
+    max_input: int | None = None
+    max_output: int | None = None
+    shuffle: bool = False
+    replacement: bool = False
+    prompt_template: str | None = None
+
+    @property
+    def forced_lengths(self) -> bool:
+        """True for generated workloads, whose output lengths only mean something if forced."""
+        return self.dataset == "synthetic" or self.dataset in SCENARIOS
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +86,8 @@ class RunConfig:
     def request_options(self, model: str) -> RequestOptions:
         """The request-body options for `model`."""
         ignore_eos = self.ignore_eos
-        if ignore_eos is None and self.workload.dataset == "synthetic":
-            ignore_eos = True  # synthetic lengths are only meaningful when forced
+        if ignore_eos is None and self.workload.forced_lengths:
+            ignore_eos = True
         return RequestOptions(
             endpoint=self.endpoint,
             model=model,
@@ -124,13 +143,30 @@ def _problems(config: RunConfig) -> list[str]:
         problems.append("--burstiness must be a finite number > 0")
     if config.seed < 0:
         problems.append("--seed must be >= 0")
-    if config.workload.input_len < 1 or config.workload.output_len < 1:
-        problems.append("--input-len and --output-len must be >= 1")
+    problems.extend(_workload_problems(config.workload))
     if config.max_concurrency is not None and config.max_concurrency < 1:
         problems.append("--max-concurrency must be >= 1")
     if not config.stream and ({"ttft", "tpot"} & set(config.slos)):
         problems.append("ttft and tpot SLOs need streaming (drop --no-stream)")
     problems.extend(_timeout_problems(config))
+    return problems
+
+
+def _workload_problems(workload: WorkloadConfig) -> list[str]:
+    problems = []
+    if workload.input_len < 1 or workload.output_len < 1:
+        problems.append("--input-len and --output-len must be >= 1")
+    if workload.shuffle and workload.replacement:
+        problems.append("--shuffle and --replacement exclude each other")
+    if workload.dataset_format not in DATASET_FORMATS:
+        problems.append(f"--dataset-format must be one of {', '.join(DATASET_FORMATS)}")
+    for flag, value in (
+        ("--min-input", workload.min_input),
+        ("--max-input", workload.max_input),
+        ("--max-output", workload.max_output),
+    ):
+        if value is not None and value < 1:
+            problems.append(f"{flag} must be >= 1 tokens")
     return problems
 
 

@@ -22,9 +22,13 @@ from loadgen.export.files import ResultsWriter
 from loadgen.runtime.events import RunObserver, StepProgress
 from loadgen.runtime.pacer import make_pacer
 from loadgen.runtime.runner import StepRunner, StopSignal
-from loadgen.workloads import Workload
-from loadgen.workloads.files import PromptFileWorkload
+from loadgen.workloads import DatasetError, Workload
+from loadgen.workloads.loaders import load_dataset
+from loadgen.workloads.sampling import DatasetWorkload
+from loadgen.workloads.scenarios import SCENARIOS
 from loadgen.workloads.synthetic import SyntheticWorkload
+from loadgen.workloads.templates import TemplatedWorkload, prompt_template
+from loadgen.workloads.tokens import EstimateCounter
 
 # Lead time between building a step and its first scheduled send (ns).
 _STEP_LEAD_NS = 20_000_000
@@ -42,9 +46,31 @@ class SweepOutcome:
 
 def build_workload(config: RunConfig) -> Workload:
     """The configured workload (DatasetError or ValueError when it cannot be built)."""
-    if config.workload.dataset == "synthetic":
-        return SyntheticWorkload(config.workload.input_len, config.workload.output_len)
-    return PromptFileWorkload.from_path(Path(config.workload.dataset))
+    spec = config.workload
+    workload: Workload
+    if spec.dataset == "synthetic":
+        workload = SyntheticWorkload(spec.input_len, spec.output_len)
+    elif spec.dataset in SCENARIOS:
+        workload = SCENARIOS[spec.dataset]
+    else:
+        path = Path(spec.dataset)
+        if not path.exists():
+            names = ", ".join(("synthetic", *SCENARIOS))
+            raise DatasetError(f"--dataset {spec.dataset}: no such file, and not one of {names}")
+        requests = load_dataset(
+            path,
+            EstimateCounter(),
+            spec.dataset_format,
+            min_input=spec.min_input,
+            max_input=spec.max_input,
+            max_output=spec.max_output,
+        )
+        workload = DatasetWorkload(
+            requests, path.name, shuffle=spec.shuffle, replacement=spec.replacement
+        )
+    if spec.prompt_template is not None and config.endpoint == "completions":
+        workload = TemplatedWorkload(workload, prompt_template(spec.prompt_template))
+    return workload
 
 
 async def resolve_model(client: OpenAIClient, model: str | None) -> str:

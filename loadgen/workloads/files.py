@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 
 from loadgen.core.records import RequestSpec
@@ -55,22 +52,3 @@ def load_prompt_file(path: Path) -> list[RequestSpec]:
     if not specs:
         raise DatasetError(f"{path}: no requests in the file")
     return specs
-
-
-@dataclass(frozen=True, slots=True)
-class PromptFileWorkload:
-    """Requests in file order, as the reference paper sends them; wraps around if too few."""
-
-    requests: tuple[RequestSpec, ...]
-    name: str
-
-    @classmethod
-    def from_path(cls, path: Path) -> PromptFileWorkload:
-        """Load `path` (DatasetError on any problem)."""
-        return cls(tuple(load_prompt_file(path)), path.name)
-
-    def specs(self, num_requests: int, rng: np.random.Generator) -> Sequence[RequestSpec]:
-        """The first `num_requests` requests in file order (the file repeats if shorter)."""
-        del rng  # file order is the paper's order; sampling comes with the workload catalogue
-        count = len(self.requests)
-        return [self.requests[i % count] for i in range(num_requests)]

@@ -134,7 +134,7 @@ def test_missing_dataset_exits_2(
         (b'{"prompt": "a", "max_tokens": 4}\n{"prompt": "b", "max_tok', "not valid JSON"),
         (b'[{"prompt": "a", "max_tokens": 0}]', "max_tokens"),
         (b'{"text": "a"}\n', "prompt"),
-        (b"", "no requests"),
+        (b"", "no entries in the file"),
     ],
     ids=["truncated-jsonl", "zero-max-tokens", "no-prompt", "empty"],
 )

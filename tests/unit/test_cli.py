@@ -301,3 +301,42 @@ def test_header_flag_with_env_header(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_sweep_rates_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOADGEN_RATES", "1,2")
     assert parse(["sweep", "--base-url", URL]).rates_rps == (1.0, 2.0)
+
+
+def test_workload_flags_reach_the_config() -> None:
+    cfg = parse(
+        [
+            "run",
+            "--rate",
+            "1",
+            "--base-url",
+            URL,
+            "--dataset",
+            "data.json",
+            "--dataset-format",
+            "sharegpt",
+            "--min-input",
+            "1100",
+            "--max-input",
+            "1500",
+            "--max-output",
+            "120",
+            "--shuffle",
+            "--prompt-template",
+            "llama2",
+        ]
+    )
+    assert cfg.workload == WorkloadConfig(
+        dataset="data.json",
+        dataset_format="sharegpt",
+        min_input=1100,
+        max_input=1500,
+        max_output=120,
+        shuffle=True,
+        prompt_template="llama2",
+    )
+
+
+def test_unknown_prompt_template_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    err = usage_error(["run", "--rate", "1", "--base-url", URL, "--prompt-template", "x"], capsys)
+    assert "llama2" in err

@@ -211,7 +211,18 @@ def test_public_dict_is_strict_json_without_secrets(
         "idle_s": 120.0,
         "total_s": 3600.0,
     }
-    assert data["workload"] == {"dataset": "synthetic", "input_len": 128, "output_len": 128}
+    assert data["workload"] == {
+        "dataset": "synthetic",
+        "input_len": 128,
+        "output_len": 128,
+        "dataset_format": "auto",
+        "min_input": None,
+        "max_input": None,
+        "max_output": None,
+        "shuffle": False,
+        "replacement": False,
+        "prompt_template": None,
+    }
 
 
 def test_public_dict_out_dir_none() -> None:
@@ -235,3 +246,23 @@ def test_timeout_problems_name_the_flag(overrides: dict[str, Any], flag: str) ->
 def test_negative_seed_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="--seed"):
         config(seed=-1)
+
+
+@pytest.mark.parametrize("dataset", ["s2s", "s2l", "l2s", "s16k"])
+def test_scenarios_force_their_lengths(dataset: str) -> None:
+    assert config(workload=WorkloadConfig(dataset=dataset)).request_options("m").ignore_eos is True
+
+
+@pytest.mark.parametrize(
+    ("workload", "message"),
+    [
+        (WorkloadConfig(shuffle=True, replacement=True), "--shuffle and --replacement"),
+        (WorkloadConfig(dataset_format="csv"), "--dataset-format must be one of auto, prompts"),
+        (WorkloadConfig(min_input=0), "--min-input must be >= 1"),
+        (WorkloadConfig(max_input=-3), "--max-input must be >= 1"),
+        (WorkloadConfig(max_output=0), "--max-output must be >= 1"),
+    ],
+)
+def test_workload_problems_name_the_flag(workload: WorkloadConfig, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        config(workload=workload)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from loadgen.core.records import RequestSpec
 from loadgen.workloads import DatasetError
-from loadgen.workloads.files import PromptFileWorkload, load_prompt_file
+from loadgen.workloads.files import load_prompt_file
 
 THREE = [
     RequestSpec(prompt="one", max_tokens=1),
@@ -119,38 +118,3 @@ def test_empty_file(tmp_path: Path, text: str) -> None:
     with pytest.raises(DatasetError, match="no requests in the file") as caught:
         load_prompt_file(path)
     assert str(path) in str(caught.value)
-
-
-def test_workload_from_path(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        "prompts.jsonl",
-        "".join(f'{{"prompt": "{s.prompt}", "max_tokens": {s.max_tokens}}}\n' for s in THREE),
-    )
-    workload = PromptFileWorkload.from_path(path)
-    assert workload.name == "prompts.jsonl"
-    assert workload.requests == tuple(THREE)
-
-
-def test_workload_from_path_raises_dataset_error(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError):
-        PromptFileWorkload.from_path(tmp_path / "absent.json")
-
-
-def test_specs_in_file_order() -> None:
-    workload = PromptFileWorkload(tuple(THREE), "t")
-    assert list(workload.specs(2, np.random.default_rng(0))) == THREE[:2]
-    assert list(workload.specs(3, np.random.default_rng(0))) == THREE
-
-
-def test_specs_wrap_around_when_asked_for_more() -> None:
-    workload = PromptFileWorkload(tuple(THREE), "t")
-    prompts = [spec.prompt for spec in workload.specs(8, np.random.default_rng(0))]
-    assert prompts == ["one", "two", "three", "one", "two", "three", "one", "two"]
-
-
-def test_specs_ignore_the_seed() -> None:
-    workload = PromptFileWorkload(tuple(THREE), "t")
-    assert workload.specs(5, np.random.default_rng(1)) == workload.specs(
-        5, np.random.default_rng(2)
-    )
