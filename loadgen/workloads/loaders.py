@@ -9,11 +9,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol, get_args
 
-import orjson
-
 from loadgen.core.records import RequestSpec
 from loadgen.workloads import DatasetError
-from loadgen.workloads.files import load_prompt_file
+from loadgen.workloads.files import load_prompt_file, parse_json, positive_int, read_entries
 from loadgen.workloads.tokens import TokenCounter
 
 Format = Literal["prompts", "sharegpt", "alpaca", "messages"]
@@ -78,34 +76,6 @@ def _keep(
     raise DatasetError(f"{path}: no usable entries: read {read}{detail}")
 
 
-def _parse(text: bytes, where: str) -> Any:
-    """`text` parsed as JSON; DatasetError naming `where` when it is not."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise DatasetError(f"{where}: not valid JSON ({exc})") from None
-
-
-def _read_entries(path: Path) -> list[tuple[Any, str]]:
-    """Each entry of a JSON list or JSONL file with where it came from (one parse)."""
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if text.lstrip().startswith(b"["):
-        return [(entry, f"{path}: entry {i}") for i, entry in enumerate(_parse(text, str(path)))]
-    return [
-        (_parse(line, f"{path}:{number}"), f"{path}:{number}")
-        for number, line in enumerate(text.splitlines(), start=1)
-        if line.strip()
-    ]
-
-
-def _positive_int(value: Any) -> bool:
-    """True for an int >= 1 (bool excluded)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
 def _turn(turn: Any, where: str) -> tuple[str, str]:
     """(speaker in lower case, text) of a ShareGPT turn in any known key spelling."""
     if isinstance(turn, dict):
@@ -140,7 +110,7 @@ def load_sharegpt(
 ) -> list[RequestSpec]:
     """ShareGPT conversations as requests: first human turn in, first answer's length out."""
     path = Path(path)
-    entries = _read_entries(path)
+    entries = read_entries(path)
     pairs = [_sharegpt_pair(entry, where) for entry, where in entries]
     specs = (
         RequestSpec(
@@ -183,7 +153,7 @@ def load_alpaca(
 ) -> list[RequestSpec]:
     """Alpaca {"instruction", "input", "output"} entries as requests, in file order."""
     path = Path(path)
-    entries = _read_entries(path)
+    entries = read_entries(path)
     specs = [_alpaca_spec(entry, where, counter) for entry, where in entries]
     cut = _Cut(min_input, max_input, max_output)
     return _keep(path, specs, f"{len(entries)} entries", None, cut)
@@ -213,7 +183,7 @@ def _messages_spec(
     if not users:
         raise DatasetError(f"{where}: no message with role 'user'")
     max_tokens = entry.get("max_tokens", default_max_tokens)
-    if not _positive_int(max_tokens):
+    if not positive_int(max_tokens):
         raise DatasetError(f"{where}: 'max_tokens' must be a positive integer")
     return RequestSpec(
         prompt=users[-1],
@@ -234,7 +204,7 @@ def load_messages(
 ) -> list[RequestSpec]:
     """JSONL of {"messages": [...], "max_tokens"?} chat requests; input counts every message."""
     path = Path(path)
-    entries = _read_entries(path)
+    entries = read_entries(path)
     specs = [_messages_spec(entry, where, counter, default_max_tokens) for entry, where in entries]
     cut = _Cut(min_input, max_input, max_output)
     return _keep(path, specs, f"{len(entries)} entries", None, cut)
@@ -268,7 +238,7 @@ def _first_list_entry(path: Path, file: BinaryIO, buf: bytes) -> Any:
             if not more:
                 raise DatasetError(f"{path}: not valid JSON (the list is not closed)")
             buf += more
-    entries = _parse(buf[opening:end] + (b"]" if depth == 1 else b""), str(path))
+    entries = parse_json(buf[opening:end] + (b"]" if depth == 1 else b""), str(path))
     if not entries:
         raise DatasetError(f"{path}: no entries in the file")
     return entries[0]
@@ -284,7 +254,7 @@ def _first_entry(path: Path) -> Any:
             file.seek(0)
             for number, line in enumerate(file, start=1):
                 if line.strip():
-                    return _parse(line, f"{path}:{number}")
+                    return parse_json(line, f"{path}:{number}")
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
     raise DatasetError(f"{path}: no entries in the file")
