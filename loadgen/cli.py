@@ -15,11 +15,18 @@ from rich.console import Console
 
 from loadgen import __version__
 from loadgen.client.openai import ServerProbeError, Timeouts
-from loadgen.config import DATASET_FORMATS, ConfigError, RunConfig, WorkloadConfig
+from loadgen.config import (
+    DATASET_FORMATS,
+    ConfigError,
+    RunConfig,
+    WorkloadConfig,
+    check_workload,
+)
 from loadgen.core.arrivals import ARRIVAL_KINDS
 from loadgen.core.stats import parse_slos
 from loadgen.core.sweep import parse_rate, parse_rate_range, parse_rates
 from loadgen.report.console import ConsoleReporter
+from loadgen.runtime.describe import describe_workload
 from loadgen.runtime.loop import run_async
 from loadgen.runtime.sweep_run import SweepOutcome, run_sweep
 from loadgen.workloads import DatasetError
@@ -103,13 +110,8 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_load_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("load")
-    group.add_argument(
-        "--dataset",
-        default="synthetic",
-        help="'synthetic', a paper scenario (s2s, s2l, l2s, s16k) or a dataset file",
-    )
+def _add_workload_options(group: argparse._ArgumentGroup) -> None:
+    """What requests look like: dataset format and filters, sampling, lengths, tokenizer."""
     group.add_argument(
         "--dataset-format",
         choices=DATASET_FORMATS,
@@ -123,14 +125,30 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--replacement", action="store_true", help="draw dataset requests with replacement (seeded)"
     )
+    group.add_argument("--input-len", type=int, default=128, help="synthetic prompt tokens")
+    group.add_argument("--output-len", type=int, default=128, help="synthetic max_tokens")
+    group.add_argument("--num-requests", type=int, default=1000, help="requests per step")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument(
+        "--tokenizer",
+        metavar="PATH|tiktoken:NAME",
+        help="tokenizer.json (or its folder), a .tiktoken file or tiktoken:NAME: exact counts",
+    )
+
+
+def _add_load_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("load")
+    group.add_argument(
+        "--dataset",
+        default="synthetic",
+        help="'synthetic', a paper scenario (s2s, s2l, l2s, s16k) or a dataset file",
+    )
     group.add_argument(
         "--prompt-template",
         choices=sorted(PROMPT_TEMPLATES),
         help="wrap completions prompts in a chat template",
     )
-    group.add_argument("--input-len", type=int, default=128, help="synthetic prompt tokens")
-    group.add_argument("--output-len", type=int, default=128, help="synthetic max_tokens")
-    group.add_argument("--num-requests", type=int, default=1000, help="requests per step")
+    _add_workload_options(group)
     group.add_argument(
         "--trim",
         type=int,
@@ -141,7 +159,6 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--burstiness", type=float, default=1.0, help="gamma shape: 1 = Poisson, < 1 burstier"
     )
-    group.add_argument("--seed", type=int, default=0)
     group.add_argument("--max-concurrency", type=int, help="cap on requests in flight")
     group.add_argument(
         "--slo",
@@ -191,7 +208,19 @@ def build_parser() -> argparse.ArgumentParser:
         _add_load_options(command)
         _add_run_options(command)
         _apply_env_defaults(command)
+    _add_dataset_command(commands)
     return parser
+
+
+def _add_dataset_command(commands: Any) -> None:
+    """`loadgen dataset describe SPEC`: lengths of a workload without sending anything."""
+    dataset = commands.add_parser("dataset", help="look at a workload without sending it")
+    actions = dataset.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    describe = actions.add_parser("describe", help="count and token-length statistics")
+    describe.add_argument("spec", metavar="SPEC", help="as given to --dataset")
+    _add_workload_options(describe.add_argument_group("workload"))
+    describe.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    describe.add_argument("--plot", type=Path, metavar="FILE", help="draw length histograms")
 
 
 def _apply_env_defaults(parser: argparse.ArgumentParser) -> None:
@@ -202,6 +231,25 @@ def _apply_env_defaults(parser: argparse.ArgumentParser) -> None:
         if env is not None and action.option_strings and action.nargs != 0 and not repeatable:
             action.default = env
             action.required = False
+
+
+def workload_from_args(
+    args: argparse.Namespace, dataset: str, template: str | None = None
+) -> WorkloadConfig:
+    """The WorkloadConfig the parsed workload flags describe."""
+    return WorkloadConfig(
+        dataset=dataset,
+        input_len=args.input_len,
+        output_len=args.output_len,
+        dataset_format=args.dataset_format,
+        min_input=args.min_input,
+        max_input=args.max_input,
+        max_output=args.max_output,
+        shuffle=args.shuffle,
+        replacement=args.replacement,
+        prompt_template=template,
+        tokenizer=args.tokenizer,
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -223,18 +271,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         top_k=args.top_k,
         top_p=args.top_p,
         extra_body=args.extra_body,
-        workload=WorkloadConfig(
-            dataset=args.dataset,
-            input_len=args.input_len,
-            output_len=args.output_len,
-            dataset_format=args.dataset_format,
-            min_input=args.min_input,
-            max_input=args.max_input,
-            max_output=args.max_output,
-            shuffle=args.shuffle,
-            replacement=args.replacement,
-            prompt_template=args.prompt_template,
-        ),
+        workload=workload_from_args(args, args.dataset, args.prompt_template),
         num_requests=args.num_requests,
         trim=args.trim,
         arrival=args.arrival,
@@ -292,9 +329,28 @@ def _finish(console: Console, outcome: SweepOutcome, *, quiet: bool, print_json:
         console.print(f"{state}: {len(outcome.steps)} step(s) written to {outcome.out_dir}")
 
 
+def _describe(args: argparse.Namespace) -> int:
+    """Run `loadgen dataset describe`; returns the exit code."""
+    console = Console(stderr=True)
+    try:
+        spec = workload_from_args(args, args.spec)
+        check_workload(spec)
+        if args.num_requests < 1:
+            raise ConfigError("--num-requests must be >= 1")
+        text = describe_workload(spec, args.num_requests, args.seed, args.plot, as_json=args.json)
+    except (ConfigError, DatasetError, ValueError) as exc:
+        return _fail(console, EXIT_USAGE, str(exc))
+    except (OSError, RuntimeError) as exc:
+        return _fail(console, EXIT_RUNTIME, str(exc))
+    sys.stdout.write(text)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `loadgen` command."""
     args = build_parser().parse_args(argv)
+    if args.command == "dataset":
+        return _describe(args)
     try:
         config = config_from_args(args)
     except ConfigError as exc:

@@ -39,6 +39,7 @@ class WorkloadConfig:
     shuffle: bool = False
     replacement: bool = False
     prompt_template: str | None = None
+    tokenizer: str | None = None
 
     @property
     def forced_lengths(self) -> bool:
@@ -150,6 +151,12 @@ def _problems(config: RunConfig) -> list[str]:
         problems.append("ttft and tpot SLOs need streaming (drop --no-stream)")
     problems.extend(_timeout_problems(config))
     return problems
+
+
+def check_workload(workload: WorkloadConfig) -> None:
+    """Raise ConfigError for the first problem of `workload` (nothing when it can be built)."""
+    for problem in _workload_problems(workload):
+        raise ConfigError(problem)
 
 
 def _workload_problems(workload: WorkloadConfig) -> list[str]:

@@ -22,13 +22,8 @@ from loadgen.export.files import ResultsWriter
 from loadgen.runtime.events import RunObserver, StepProgress
 from loadgen.runtime.pacer import make_pacer
 from loadgen.runtime.runner import StepRunner, StopSignal
-from loadgen.workloads import DatasetError, Workload
-from loadgen.workloads.loaders import load_dataset
-from loadgen.workloads.sampling import DatasetWorkload
-from loadgen.workloads.scenarios import SCENARIOS
-from loadgen.workloads.synthetic import SyntheticWorkload
-from loadgen.workloads.templates import TemplatedWorkload, prompt_template
-from loadgen.workloads.tokens import EstimateCounter
+from loadgen.runtime.workload import build_workload, workload_rng
+from loadgen.workloads import Workload
 
 # Lead time between building a step and its first scheduled send (ns).
 _STEP_LEAD_NS = 20_000_000
@@ -42,35 +37,6 @@ class SweepOutcome:
     out_dir: Path
     model: str
     interrupted: bool
-
-
-def build_workload(config: RunConfig) -> Workload:
-    """The configured workload (DatasetError or ValueError when it cannot be built)."""
-    spec = config.workload
-    workload: Workload
-    if spec.dataset == "synthetic":
-        workload = SyntheticWorkload(spec.input_len, spec.output_len)
-    elif spec.dataset in SCENARIOS:
-        workload = SCENARIOS[spec.dataset]
-    else:
-        path = Path(spec.dataset)
-        if not path.exists():
-            names = ", ".join(("synthetic", *SCENARIOS))
-            raise DatasetError(f"--dataset {spec.dataset}: no such file, and not one of {names}")
-        requests = load_dataset(
-            path,
-            EstimateCounter(),
-            spec.dataset_format,
-            min_input=spec.min_input,
-            max_input=spec.max_input,
-            max_output=spec.max_output,
-        )
-        workload = DatasetWorkload(
-            requests, path.name, shuffle=spec.shuffle, replacement=spec.replacement
-        )
-    if spec.prompt_template is not None and config.endpoint == "completions":
-        workload = TemplatedWorkload(workload, prompt_template(spec.prompt_template))
-    return workload
 
 
 async def resolve_model(client: OpenAIClient, model: str | None) -> str:
@@ -115,7 +81,7 @@ async def run_sweep(
     on_model: Callable[[str], None] | None = None,
 ) -> SweepOutcome:
     """Run every step of `config` against its server and write results to `out_dir`."""
-    workload = build_workload(config)
+    workload = build_workload(config.workload, config.endpoint)
     stop = stop or StopSignal()
     client = OpenAIClient(
         config.base_url,
@@ -162,7 +128,7 @@ async def _run_steps(
     step = 0
     rate_rps = next(policy)
     while not stop.stop_sending.is_set():
-        specs = workload.specs(config.num_requests, np.random.default_rng([config.seed, 0, step]))
+        specs = workload.specs(config.num_requests, workload_rng(config.seed, step))
         offsets_s = send_offsets_s(
             config.arrival,
             rate_rps,

@@ -222,6 +222,7 @@ def test_public_dict_is_strict_json_without_secrets(
         "shuffle": False,
         "replacement": False,
         "prompt_template": None,
+        "tokenizer": None,
     }
 
 

@@ -1,0 +1,67 @@
+"""Build the configured workload: generator or dataset, exact lengths, prompt template."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from loadgen.client.protocol import Endpoint
+from loadgen.config import WorkloadConfig
+from loadgen.workloads import DatasetError, Workload
+from loadgen.workloads.exact import ExactLengthWorkload
+from loadgen.workloads.loaders import load_dataset
+from loadgen.workloads.sampling import DatasetWorkload
+from loadgen.workloads.scenarios import SCENARIOS
+from loadgen.workloads.synthetic import SyntheticWorkload
+from loadgen.workloads.templates import TemplatedWorkload, prompt_template
+from loadgen.workloads.tokenizers import ExactCounter, load_counter
+from loadgen.workloads.tokens import EstimateCounter, TokenCounter
+
+
+def _dataset_workload(spec: WorkloadConfig, counter: TokenCounter) -> Workload:
+    """The dataset file `spec.dataset` as a sampled workload."""
+    path = Path(spec.dataset)
+    if not path.exists():
+        names = ", ".join(("synthetic", *SCENARIOS))
+        raise DatasetError(f"--dataset {spec.dataset}: no such file, and not one of {names}")
+    requests = load_dataset(
+        path,
+        counter,
+        spec.dataset_format,
+        min_input=spec.min_input,
+        max_input=spec.max_input,
+        max_output=spec.max_output,
+    )
+    return DatasetWorkload(requests, path.name, shuffle=spec.shuffle, replacement=spec.replacement)
+
+
+def workload_rng(seed: int, step: int) -> np.random.Generator:
+    """The generator of step `step`'s requests: fresh prompts at every step, same per seed."""
+    return np.random.default_rng([seed, 0, step])
+
+
+def token_counter(tokenizer: str | None) -> ExactCounter | EstimateCounter:
+    """The configured tokenizer's exact counter, else the character estimate."""
+    return EstimateCounter() if tokenizer is None else load_counter(tokenizer)
+
+
+def build_workload(
+    spec: WorkloadConfig,
+    endpoint: Endpoint,
+    counter: ExactCounter | EstimateCounter | None = None,
+) -> Workload:
+    """The configured workload (DatasetError or ValueError when it cannot be built)."""
+    counter = counter or token_counter(spec.tokenizer)
+    workload: Workload
+    if spec.dataset == "synthetic":
+        workload = SyntheticWorkload(spec.input_len, spec.output_len)
+    elif spec.dataset in SCENARIOS:
+        workload = SCENARIOS[spec.dataset]
+    else:
+        workload = _dataset_workload(spec, counter)
+    if spec.forced_lengths and not isinstance(counter, EstimateCounter):
+        workload = ExactLengthWorkload(workload, counter)
+    if spec.prompt_template is not None and endpoint == "completions":
+        workload = TemplatedWorkload(workload, prompt_template(spec.prompt_template))
+    return workload
