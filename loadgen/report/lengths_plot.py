@@ -17,13 +17,12 @@ DPI = 120  # 10 x 4 in at 120 dpi: a 1200 x 480 px PNG
 _MAX_BINS = 50
 
 
-def _edges(values: npt.NDArray[np.int64]) -> list[float] | int:
-    """Bin edges (tokens): one bin per integer when the span allows, else `_MAX_BINS` bins."""
+def _edges(values: npt.NDArray[np.int64]) -> list[float]:
+    """Bin edges (tokens): at most `_MAX_BINS` bins, each the same whole number of lengths."""
     low, high = int(values.min()), int(values.max())
-    if high - low + 1 <= _MAX_BINS:
-        # Integer-centred edges so that no two distinct lengths share a bin.
-        return [edge - 0.5 for edge in range(low, high + 2)]
-    return _MAX_BINS
+    # Bins of unequal integer counts would draw spikes that are not in the data.
+    width = -(-(high - low + 1) // _MAX_BINS)
+    return [edge - 0.5 for edge in range(low, high + width + 1, width)]
 
 
 def _histogram(

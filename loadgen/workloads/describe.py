@@ -98,4 +98,4 @@ def describe_text(summary: dict[str, Any]) -> str:
             for row in rows
         ),
     ]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"

@@ -128,7 +128,7 @@ def test_describe_text_table() -> None:
         "requests: 5  (tokens: tokenizer)\n"
         "        min   p50  mean   p90  max\n"
         "input     1   3.0   3.0   4.6    5\n"
-        "output   10  30.0  30.0  46.0   50"
+        "output   10  30.0  30.0  46.0   50\n"
     )
 
 
