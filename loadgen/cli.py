@@ -36,6 +36,7 @@ EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 _DEFAULT_TIMEOUTS = Timeouts()
+_RATE_FLAGS = {"run": "--rate (or --arrival trace)", "sweep": "--rates or --rate-range"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -155,7 +156,18 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
         default=100,
         help="requests left out at each end of a step, by send order",
     )
-    group.add_argument("--arrival", choices=ARRIVAL_KINDS, default="poisson")
+    group.add_argument("--arrival", choices=(*ARRIVAL_KINDS, "trace"), default="poisson")
+    group.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="with --arrival trace: BurstGPT CSV or JSONL {timestamp, input_tokens, output_tokens}",
+    )
+    group.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="multiply the trace's times (0.5 replays it twice as fast)",
+    )
     group.add_argument(
         "--burstiness", type=float, default=1.0, help="gamma shape: 1 = Poisson, < 1 burstier"
     )
@@ -197,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"loadgen {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("run", help="one step at one request rate")
-    run.add_argument("--rate", type=_typed(parse_rate), required=True, help="req/s or inf")
+    # Not `required`: a replayed trace brings its own schedule; config_from_args checks.
+    run.add_argument("--rate", type=_typed(parse_rate), help="req/s or inf")
     sweep = commands.add_parser("sweep", help="one step per request rate")
     # Not `required`: LOADGEN_RATES may supply the rates; config_from_args checks.
     rates = sweep.add_mutually_exclusive_group()
@@ -255,8 +268,10 @@ def workload_from_args(
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The RunConfig the parsed flags describe (ConfigError when inconsistent)."""
     rates = [args.rate] if args.command == "run" else (args.rates or args.rate_range)
-    if not rates:
-        raise ConfigError("sweep needs --rates or --rate-range")
+    if args.arrival == "trace" and args.command == "run" and args.rate is None:
+        rates = []
+    elif not rates or rates == [None]:
+        raise ConfigError(f"{args.command} needs {_RATE_FLAGS[args.command]}")
     return RunConfig(
         base_url=args.base_url,
         rates_rps=tuple(rates),
@@ -276,6 +291,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         trim=args.trim,
         arrival=args.arrival,
         burstiness=args.burstiness,
+        trace=args.trace,
+        time_scale=args.time_scale,
         seed=args.seed,
         max_concurrency=args.max_concurrency,
         slos=args.slo,

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from loadgen.client.openai import Timeouts
 from loadgen.client.protocol import Endpoint, RequestOptions, normalize_base_url
@@ -67,8 +67,10 @@ class RunConfig:
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     num_requests: int = 1000
     trim: int = 100
-    arrival: ArrivalKind = "poisson"
+    arrival: ArrivalKind | Literal["trace"] = "poisson"
     burstiness: float = 1.0
+    trace: str | None = None
+    time_scale: float = 1.0
     seed: int = 0
     max_concurrency: int | None = None
     slos: Mapping[str, float] = field(default_factory=dict)
@@ -87,7 +89,7 @@ class RunConfig:
     def request_options(self, model: str) -> RequestOptions:
         """The request-body options for `model`."""
         ignore_eos = self.ignore_eos
-        if ignore_eos is None and self.workload.forced_lengths:
+        if ignore_eos is None and (self.workload.forced_lengths or self.trace is not None):
             ignore_eos = True
         return RequestOptions(
             endpoint=self.endpoint,
@@ -126,8 +128,12 @@ def _rate_text(rate: float) -> float | str:
 def _problems(config: RunConfig) -> list[str]:
     """Every reason `config` cannot run (empty when it can)."""
     problems = []
-    if not config.rates_rps:
+    if (config.arrival == "trace") != (config.trace is not None):
+        problems.append("--arrival trace and --trace FILE go together")
+    if not config.rates_rps and config.trace is None:
         problems.append("no request rate given")
+    if config.trace is not None:
+        problems.extend(_trace_problems(config))
     if any(not (rate > 0) for rate in config.rates_rps):
         problems.append("request rates must be > 0 (or inf)")
     if config.trim < 0:
@@ -138,8 +144,8 @@ def _problems(config: RunConfig) -> list[str]:
             f"{config.trim} from each end: use more than {2 * config.trim} requests or a "
             "smaller --trim"
         )
-    if config.arrival not in ARRIVAL_KINDS:
-        problems.append(f"--arrival must be one of {', '.join(ARRIVAL_KINDS)}")
+    if config.arrival not in (*ARRIVAL_KINDS, "trace"):
+        problems.append(f"--arrival must be one of {', '.join(ARRIVAL_KINDS)} or trace")
     if not (config.burstiness > 0 and math.isfinite(config.burstiness)):
         problems.append("--burstiness must be a finite number > 0")
     if config.seed < 0:
@@ -150,6 +156,17 @@ def _problems(config: RunConfig) -> list[str]:
     if not config.stream and ({"ttft", "tpot"} & set(config.slos)):
         problems.append("ttft and tpot SLOs need streaming (drop --no-stream)")
     problems.extend(_timeout_problems(config))
+    return problems
+
+
+def _trace_problems(config: RunConfig) -> list[str]:
+    problems = []
+    if not (config.time_scale > 0 and math.isfinite(config.time_scale)):
+        problems.append("--time-scale must be a finite number > 0")
+    if config.workload.dataset != "synthetic":
+        problems.append("a replayed trace brings its own lengths: drop --dataset")
+    if config.rates_rps:
+        problems.append("a replayed trace sets its own rate: use `loadgen run` without --rate")
     return problems
 
 

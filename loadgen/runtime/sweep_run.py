@@ -11,6 +11,7 @@ from pathlib import Path
 from time import perf_counter_ns
 
 import numpy as np
+import numpy.typing as npt
 
 from loadgen.client.openai import OpenAIClient, ServerProbeError
 from loadgen.config import RunConfig
@@ -22,8 +23,9 @@ from loadgen.export.files import ResultsWriter
 from loadgen.runtime.events import RunObserver, StepProgress
 from loadgen.runtime.pacer import make_pacer
 from loadgen.runtime.runner import StepRunner, StopSignal
-from loadgen.runtime.workload import build_workload, workload_rng
-from loadgen.workloads import Workload
+from loadgen.runtime.workload import build_workload, shape_prompts, token_counter, workload_rng
+from loadgen.workloads import DatasetError, Workload
+from loadgen.workloads.trace import TraceWorkload, load_trace
 
 # Lead time between building a step and its first scheduled send (ns).
 _STEP_LEAD_NS = 20_000_000
@@ -81,7 +83,7 @@ async def run_sweep(
     on_model: Callable[[str], None] | None = None,
 ) -> SweepOutcome:
     """Run every step of `config` against its server and write results to `out_dir`."""
-    workload = build_workload(config.workload, config.endpoint)
+    plan = plan_arrivals(config)
     stop = stop or StopSignal()
     client = OpenAIClient(
         config.base_url,
@@ -106,38 +108,62 @@ async def run_sweep(
         )
         try:
             with stop_on_signals(stop):
-                await _run_steps(config, workload, runner, observer, writer, stop)
+                await _run_steps(config, plan, runner, observer, writer, stop)
         finally:
             pacer.close()
             observer.on_run_end()
     return SweepOutcome(tuple(writer.steps), out_dir, model, stop.stop_sending.is_set())
 
 
+@dataclass(frozen=True, slots=True)
+class ArrivalPlan:
+    """Where each step's requests and send times come from.
+
+    `fixed_offsets_s` is a replayed trace's schedule (s), the same at every step; otherwise the
+    arrival process draws one per step.
+    """
+
+    workload: Workload
+    rates_rps: tuple[float, ...]
+    num_requests: int
+    fixed_offsets_s: npt.NDArray[np.float64] | None = None
+
+
+def plan_arrivals(config: RunConfig) -> ArrivalPlan:
+    """The configured workload and schedule (DatasetError when it cannot be built)."""
+    spec = config.workload
+    if config.trace is None:
+        workload = build_workload(spec, config.endpoint)
+        return ArrivalPlan(workload, config.rates_rps, config.num_requests)
+    trace = load_trace(Path(config.trace)).head(config.num_requests)
+    if len(trace) <= 2 * config.trim:
+        raise DatasetError(
+            f"{config.trace}: {len(trace)} usable requests; trimming {config.trim} from each "
+            "end needs more (use a smaller --trim)"
+        )
+    counter = token_counter(spec.tokenizer)
+    workload = shape_prompts(TraceWorkload(trace), spec, config.endpoint, counter, exact=True)
+    rate_rps = trace.mean_rate_rps(config.time_scale)
+    return ArrivalPlan(workload, (rate_rps,), len(trace), trace.scaled_offsets_s(config.time_scale))
+
+
 async def _run_steps(
     config: RunConfig,
-    workload: Workload,
+    plan: ArrivalPlan,
     runner: StepRunner,
     observer: RunObserver,
     writer: ResultsWriter,
     stop: StopSignal,
 ) -> None:
     """Run the sweep policy's steps until it ends or a stop is requested."""
-    policy = fixed_rates(config.rates_rps)
-    # One arrival stream for every step: steps differ only in scale (common random numbers).
-    unit_rng_seed = [config.seed, 1]
+    policy = fixed_rates(plan.rates_rps)
     step = 0
     rate_rps = next(policy)
     while not stop.stop_sending.is_set():
-        specs = workload.specs(config.num_requests, workload_rng(config.seed, step))
-        offsets_s = send_offsets_s(
-            config.arrival,
-            rate_rps,
-            config.num_requests,
-            np.random.default_rng(unit_rng_seed),
-            config.burstiness,
-        )
+        specs = plan.workload.specs(plan.num_requests, workload_rng(config.seed, step))
+        offsets_s = _offsets(config, plan, rate_rps)
         progress = StepProgress(
-            step, rate_rps, config.num_requests, config.trim, perf_counter_ns() + _STEP_LEAD_NS
+            step, rate_rps, plan.num_requests, config.trim, perf_counter_ns() + _STEP_LEAD_NS
         )
         observer.on_step_start(progress)
         result = await runner.run(progress, specs, offsets_s, stop)
@@ -158,3 +184,20 @@ async def _run_steps(
         except StopIteration:
             return
         step += 1
+
+
+def _offsets(config: RunConfig, plan: ArrivalPlan, rate_rps: float) -> npt.NDArray[np.float64]:
+    """This step's send offsets (s): the trace's, or drawn by the arrival process."""
+    arrival = config.arrival
+    if arrival == "trace":
+        if plan.fixed_offsets_s is None:
+            raise RuntimeError("a trace replay without the trace's schedule")
+        return plan.fixed_offsets_s
+    # One arrival stream for every step: steps differ only in scale (common random numbers).
+    return send_offsets_s(
+        arrival,
+        rate_rps,
+        plan.num_requests,
+        np.random.default_rng([config.seed, 1]),
+        config.burstiness,
+    )

@@ -60,7 +60,19 @@ def build_workload(
         workload = SCENARIOS[spec.dataset]
     else:
         workload = _dataset_workload(spec, counter)
-    if spec.forced_lengths and not isinstance(counter, EstimateCounter):
+    return shape_prompts(workload, spec, endpoint, counter, exact=spec.forced_lengths)
+
+
+def shape_prompts(
+    workload: Workload,
+    spec: WorkloadConfig,
+    endpoint: Endpoint,
+    counter: ExactCounter | EstimateCounter,
+    *,
+    exact: bool,
+) -> Workload:
+    """`workload` with prompts cut to exact lengths (if `exact` and a tokenizer) and templated."""
+    if exact and not isinstance(counter, EstimateCounter):
         workload = ExactLengthWorkload(workload, counter)
     if spec.prompt_template is not None and endpoint == "completions":
         workload = TemplatedWorkload(workload, prompt_template(spec.prompt_template))

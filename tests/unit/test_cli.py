@@ -200,7 +200,6 @@ def test_inconsistent_flags_raise_config_error() -> None:
     [
         ([], "required"),
         (["bench"], "invalid choice"),
-        (["run", "--base-url", URL], "--rate"),
         (["run", "--rate", "1"], "--base-url"),
         (["run", "--rate", "0", "--base-url", URL], "invalid rate '0'"),
         (["run", "--rate", "fast", "--base-url", URL], "invalid rate 'fast'"),
@@ -284,6 +283,28 @@ def test_bad_env_default_is_a_usage_error(
 def test_sweep_without_rates_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="--rates or --rate-range"):
         parse(["sweep", "--base-url", URL])
+
+
+def test_run_without_rate_is_a_config_error_unless_replaying_a_trace() -> None:
+    with pytest.raises(ConfigError, match=r"run needs --rate \(or --arrival trace\)"):
+        parse(["run", "--base-url", URL])
+    cfg = parse(["run", "--base-url", URL, "--arrival", "trace", "--trace", "t.jsonl"])
+    assert (cfg.arrival, cfg.trace, cfg.rates_rps, cfg.time_scale) == ("trace", "t.jsonl", (), 1.0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--arrival", "trace"], "--arrival trace and --trace FILE go together"),
+        (["--rate", "2", "--trace", "t.jsonl"], "--arrival trace and --trace FILE go together"),
+        (["--arrival", "trace", "--trace", "t.csv", "--rate", "2"], "without --rate"),
+        (["--arrival", "trace", "--trace", "t.csv", "--time-scale", "0"], "--time-scale"),
+        (["--arrival", "trace", "--trace", "t.csv", "--dataset", "s2s"], "drop --dataset"),
+    ],
+)
+def test_trace_flag_conflicts(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse(["run", "--base-url", URL, *argv])
 
 
 def test_header_env_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
