@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from time import perf_counter_ns
@@ -56,6 +56,7 @@ class OpenAIClient:
         timeouts: Timeouts | None = None,
         api_key: str | None = None,
         headers: Mapping[str, str] | None = None,
+        count_tokens: Callable[[str], int] | None = None,
     ) -> None:
         self.base_url = base_url
         self.options = options
@@ -70,6 +71,9 @@ class OpenAIClient:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._session: aiohttp.ClientSession | None = None
         self._watchdog = IdleWatchdog(self.timeouts.idle_s)
+        # Counts output text when the server sends no usage; off once a server's usage is seen.
+        self._count_tokens = count_tokens
+        self._usage_seen = False
 
     async def __aenter__(self) -> OpenAIClient:
         connector = aiohttp.TCPConnector(
@@ -129,7 +133,8 @@ class OpenAIClient:
         """Send one request now and wait for its end; never raises for server or network faults."""
         body = build_body(spec, self.options)
         t_send_ns = perf_counter_ns()
-        progress = Progress(t_send_ns)
+        collect = self._count_tokens is not None and not self._usage_seen
+        progress = Progress(t_send_ns, collect_text=collect)
         kind: ErrorKind | None = None
         message: str | None = None
         try:
@@ -197,7 +202,8 @@ class OpenAIClient:
         kind: ErrorKind | None,
         message: str | None,
     ) -> RequestRecord:
-        count, source = tokens_out(progress)
+        count, source = tokens_out(progress, self._count_tokens)
+        self._usage_seen |= source == "server"
         chunk_tokens = progress.chunk_tokens
         if chunk_tokens is not None and len(chunk_tokens) != len(progress.chunk_times_ns):
             chunk_tokens = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from time import perf_counter_ns
 from typing import Any
 
@@ -45,9 +46,10 @@ class Progress:
         "t_first_ns",
         "t_last_ns",
         "template",
+        "texts",
     )
 
-    def __init__(self, t_send_ns: int) -> None:
+    def __init__(self, t_send_ns: int, *, collect_text: bool = False) -> None:
         self.last_read_ns = t_send_ns
         self.idle_expired = False
         self.chunk_times_ns: list[int] = []
@@ -59,11 +61,18 @@ class Progress:
         self.estimated_tokens = 0
         self.status: int | None = None
         self.template: tuple[bytes, bytes] | None = None
+        # Output text, kept only to count it with a tokenizer when the server sends no usage.
+        self.texts: list[str] | None = [] if collect_text else None
 
 
-def tokens_out(progress: Progress) -> tuple[int, TokensSource]:
+def tokens_out(
+    progress: Progress, count_tokens: Callable[[str], int] | None = None
+) -> tuple[int, TokensSource]:
+    """Output tokens and their source: server usage, else the tokenizer, else the estimate."""
     if progress.completion_tokens is not None:
         return progress.completion_tokens, "server"
+    if count_tokens is not None and progress.texts is not None:
+        return count_tokens("".join(progress.texts)), "tokenizer"
     return progress.estimated_tokens, "estimate"
 
 
@@ -118,7 +127,8 @@ def apply_events(
             continue
         chunks = len(progress.chunk_times_ns)
         first |= _on_event(payload, now_ns, progress)
-        if template is None and len(progress.chunk_times_ns) > chunks:
+        # Text kept for counting needs every chunk decoded, so no template then.
+        if template is None and len(progress.chunk_times_ns) > chunks and progress.texts is None:
             progress.template = chunk_template(payload, markers)
     if plain:
         _on_plain_token_chunks(progress, now_ns, plain)
@@ -143,6 +153,8 @@ def _on_event(payload: bytes, now_ns: int, progress: Progress) -> bool:
         progress.prompt_tokens = prompt
     text = choice_text(obj)
     if text:
+        if progress.texts is not None:
+            progress.texts.append(text)
         return _on_token_chunk(progress, now_ns, completion)
     if completion is not None:
         progress.completion_tokens = completion
@@ -189,4 +201,7 @@ async def read_whole(resp: aiohttp.ClientResponse, progress: Progress) -> None:
     if message is not None:
         raise RequestFailed("bad_stream", f"server error: {message}")
     progress.prompt_tokens, progress.completion_tokens = usage_of(obj)
-    progress.estimated_tokens = estimate_tokens(choice_text(obj))
+    text = choice_text(obj)
+    progress.estimated_tokens = estimate_tokens(text)
+    if progress.texts is not None:
+        progress.texts.append(text)

@@ -25,6 +25,7 @@ from loadgen.runtime.pacer import make_pacer
 from loadgen.runtime.runner import StepRunner, StopSignal
 from loadgen.runtime.workload import build_workload, shape_prompts, token_counter, workload_rng
 from loadgen.workloads import DatasetError, Workload
+from loadgen.workloads.tokens import EstimateCounter
 from loadgen.workloads.trace import TraceWorkload, load_trace
 
 # Lead time between building a step and its first scheduled send (ns).
@@ -91,6 +92,7 @@ async def run_sweep(
         timeouts=config.timeouts,
         api_key=config.api_key(),
         headers=config.headers,
+        count_tokens=plan.output_counter,
     )
     async with client:
         model = await resolve_model(client, config.model)
@@ -127,24 +129,28 @@ class ArrivalPlan:
     rates_rps: tuple[float, ...]
     num_requests: int
     fixed_offsets_s: npt.NDArray[np.float64] | None = None
+    output_counter: Callable[[str], int] | None = None
 
 
 def plan_arrivals(config: RunConfig) -> ArrivalPlan:
     """The configured workload and schedule (DatasetError when it cannot be built)."""
     spec = config.workload
+    counter = token_counter(spec.tokenizer)
+    # The tokenizer also counts output tokens for servers that send no usage (DeepSpeed-MII).
+    output_counter = None if isinstance(counter, EstimateCounter) else counter.count
     if config.trace is None:
-        workload = build_workload(spec, config.endpoint)
-        return ArrivalPlan(workload, config.rates_rps, config.num_requests)
+        workload = build_workload(spec, config.endpoint, counter)
+        return ArrivalPlan(workload, config.rates_rps, config.num_requests, None, output_counter)
     trace = load_trace(Path(config.trace)).head(config.num_requests)
     if len(trace) <= 2 * config.trim:
         raise DatasetError(
             f"{config.trace}: {len(trace)} usable requests; trimming {config.trim} from each "
             "end needs more (use a smaller --trim)"
         )
-    counter = token_counter(spec.tokenizer)
     workload = shape_prompts(TraceWorkload(trace), spec, config.endpoint, counter, exact=True)
     rate_rps = trace.mean_rate_rps(config.time_scale)
-    return ArrivalPlan(workload, (rate_rps,), len(trace), trace.scaled_offsets_s(config.time_scale))
+    offsets_s = trace.scaled_offsets_s(config.time_scale)
+    return ArrivalPlan(workload, (rate_rps,), len(trace), offsets_s, output_counter)
 
 
 async def _run_steps(

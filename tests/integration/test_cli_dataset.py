@@ -11,7 +11,7 @@ import tokenizers
 from loadgen.cli import main
 from loadgen.runtime.workload import workload_rng
 from loadgen.workloads.scenarios import SCENARIOS
-from tests.integration._helpers import run_cli
+from tests.integration._helpers import read_jsonl, read_summary, run_cli
 from tests.support.fake_openai import Behaviour, FakeOpenAI, ServerThread
 from tests.support.tokenizer import build_bpe_tokenizer
 
@@ -131,3 +131,40 @@ def test_run_with_a_tokenizer_sends_exact_length_prompts(
         for incoming in fake.seen.requests  # one slot: the server sees them in send order
     ]
     assert sent == drawn
+
+
+def test_tokenizer_counts_output_when_the_server_sends_no_usage(
+    tokenizer_json: Path, tmp_path: Path
+) -> None:
+    fake = FakeOpenAI(Behaviour(send_usage=False, tokens_per_chunk=3))  # like DeepSpeed-MII
+    with ServerThread(fake) as url:
+        code = run_cli(
+            [
+                "run",
+                "--base-url",
+                url,
+                "--rate",
+                "100",
+                "--num-requests",
+                "6",
+                "--trim",
+                "1",
+                "--output-len",
+                "7",
+                "--tokenizer",
+                str(tokenizer_json),
+                "--quiet",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+    assert code == 0
+    encoder = tokenizers.Tokenizer.from_file(str(tokenizer_json))
+    encoder.no_truncation()
+    # The fake streams " tok" x 7 in chunks of 3, 3 and 1 tokens: 3 chunks.
+    expected = len(encoder.encode(" tok" * 7, add_special_tokens=False).ids)
+    rows = read_jsonl(tmp_path / "requests.jsonl")
+    assert {(row["tokens_out"], row["tokens_source"], row["chunks"]) for row in rows} == {
+        (expected, "tokenizer", 3)
+    }
+    assert read_summary(tmp_path)["steps"][0]["tokens_source"] == "tokenizer"

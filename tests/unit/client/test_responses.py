@@ -101,3 +101,23 @@ def test_bad_events_fail_the_request_even_mid_stream(payload: bytes, message: st
     with pytest.raises(RequestFailed, match=message) as caught:
         apply_events([token(" b"), payload], 20, progress, COMPLETIONS)
     assert caught.value.kind == "bad_stream"
+
+
+def test_kept_text_is_counted_by_the_tokenizer_when_no_usage_comes() -> None:
+    progress = Progress(t_send_ns=0, collect_text=True)
+    apply_events([token(" a"), token(" b")], 10, progress, COMPLETIONS)
+    apply_events([token(" c"), b"[DONE]"], 20, progress, COMPLETIONS)
+    assert progress.template is None  # every chunk decoded, so its text is known
+    assert progress.texts == [" a", " b", " c"]
+
+    def characters(text: str) -> int:
+        return len(text)
+
+    assert tokens_out(progress, characters) == (6, "tokenizer")  # " a b c": 6 characters
+    assert tokens_out(progress) == (3, "estimate")  # no tokenizer: one per chunk
+
+
+def test_server_usage_wins_over_the_tokenizer() -> None:
+    progress = Progress(t_send_ns=0, collect_text=True)
+    apply_events([token(" a"), USAGE], 10, progress, COMPLETIONS)
+    assert tokens_out(progress, len) == (9, "server")
