@@ -49,9 +49,12 @@ class WorkloadConfig:
 
 @dataclass(frozen=True, slots=True)
 class RunConfig:
-    """Everything a sweep needs. Secrets are never held here, only where to find them."""
+    """Everything a sweep needs. Secrets are never held here, only where to find them.
 
-    base_url: str
+    `base_url` None means no server: the built-in simulator (embedded, or in virtual time).
+    """
+
+    base_url: str | None
     rates_rps: tuple[float, ...]
     endpoint: Endpoint = "completions"
     model: str | None = None
@@ -79,10 +82,11 @@ class RunConfig:
     out_dir: Path | None = None
 
     def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        if self.base_url is not None:
+            try:
+                object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         for problem in _problems(self):
             raise ConfigError(problem)
 

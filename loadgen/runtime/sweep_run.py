@@ -5,24 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter_ns
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
 
 from loadgen.client.openai import OpenAIClient, ServerProbeError
-from loadgen.config import RunConfig
+from loadgen.config import ConfigError, RunConfig
 from loadgen.core.arrivals import send_offsets_s
-from loadgen.core.records import StepSummary
+from loadgen.core.records import RequestSpec, StepSummary
 from loadgen.core.stats import summarize_step
 from loadgen.core.sweep import fixed_rates
 from loadgen.export.files import ResultsWriter
+from loadgen.report.sweep_plot import write_sweep_plot
 from loadgen.runtime.events import RunObserver, StepProgress
 from loadgen.runtime.pacer import make_pacer
-from loadgen.runtime.runner import StepRunner, StopSignal
+from loadgen.runtime.runner import StepResult, StepRunner, StopSignal
 from loadgen.runtime.workload import build_workload, shape_prompts, token_counter, workload_rng
 from loadgen.workloads import DatasetError, Workload
 from loadgen.workloads.tokens import EstimateCounter
@@ -30,6 +33,20 @@ from loadgen.workloads.trace import TraceWorkload, load_trace
 
 # Lead time between building a step and its first scheduled send (ns).
 _STEP_LEAD_NS = 20_000_000
+
+
+class StepExecutor(Protocol):
+    """Runs one step's requests: against a server (StepRunner) or in virtual time."""
+
+    async def run(
+        self,
+        progress: StepProgress,
+        specs: Sequence[RequestSpec],
+        offsets_s: npt.NDArray[np.float64],
+        stop: StopSignal,
+    ) -> StepResult:
+        """Send `specs[i]` at offset `offsets_s[i]` (s); the step's records."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +99,16 @@ async def run_sweep(
     *,
     stop: StopSignal | None = None,
     on_model: Callable[[str], None] | None = None,
+    label: str | None = None,
+    notes: Mapping[str, Any] | None = None,
 ) -> SweepOutcome:
-    """Run every step of `config` against its server and write results to `out_dir`."""
+    """Run every step of `config` against its server and write results to `out_dir`.
+
+    `label` names the target in `sweep.png` (default: the model and the server's host:port);
+    `notes` are added to the configuration written to summary.json.
+    """
+    if config.base_url is None:
+        raise ConfigError("a sweep needs the server's --base-url")
     plan = plan_arrivals(config)
     stop = stop or StopSignal()
     client = OpenAIClient(
@@ -99,7 +124,8 @@ async def run_sweep(
         if on_model is not None:
             on_model(model)
         client.options = config.request_options(model)
-        writer = ResultsWriter(out_dir, config.public_dict() | {"model": model})
+        written = config.public_dict() | {"model": model} | dict(notes or {})
+        writer = ResultsWriter(out_dir, written)
         pacer = make_pacer(asyncio.get_running_loop())
         runner = StepRunner(
             client,
@@ -108,9 +134,10 @@ async def run_sweep(
             max_concurrency=config.max_concurrency,
             drain_timeout_s=config.drain_timeout_s,
         )
+        target = label or f"{model} @ {urlsplit(config.base_url).netloc}"
         try:
             with stop_on_signals(stop):
-                await _run_steps(config, plan, runner, observer, writer, stop)
+                await run_steps(config, plan, runner, observer, writer, stop, target)
         finally:
             pacer.close()
             observer.on_run_end()
@@ -153,15 +180,19 @@ def plan_arrivals(config: RunConfig) -> ArrivalPlan:
     return ArrivalPlan(workload, (rate_rps,), len(trace), offsets_s, output_counter)
 
 
-async def _run_steps(
+async def run_steps(
     config: RunConfig,
     plan: ArrivalPlan,
-    runner: StepRunner,
+    runner: StepExecutor,
     observer: RunObserver,
     writer: ResultsWriter,
     stop: StopSignal,
+    label: str,
 ) -> None:
-    """Run the sweep policy's steps until it ends or a stop is requested."""
+    """Run the sweep policy's steps until it ends or a stop is requested; plot as steps end.
+
+    `label` names the target in `sweep.png`.
+    """
     policy = fixed_rates(plan.rates_rps)
     step = 0
     rate_rps = next(policy)
@@ -184,12 +215,21 @@ async def _run_steps(
             duration_s=result.duration_s,
         )
         writer.write_step(summary, result.records, progress.t_start_ns)
+        write_sweep_plot(writer.out_dir / "sweep.png", {label: writer.steps}, _plot_title(config))
         observer.on_step_end(progress, summary, result.records)
         try:
             rate_rps = policy.send(summary)
         except StopIteration:
             return
         step += 1
+
+
+def _plot_title(config: RunConfig) -> str:
+    """What the sweep sent: dataset, arrival process and step size."""
+    return (
+        f"{config.workload.dataset} workload, {config.arrival} arrivals, "
+        f"{config.num_requests} requests per step (trim {config.trim})"
+    )
 
 
 def _offsets(config: RunConfig, plan: ArrivalPlan, rate_rps: float) -> npt.NDArray[np.float64]:

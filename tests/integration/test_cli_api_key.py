@@ -78,7 +78,11 @@ def test_api_key_is_sent_and_never_written_or_printed(
         assert "***" in row["error"]
     assert read_summary(tmp_path)["config"]["api_key_env"] == KEY_ENV
     # Neither secret, nor any 8-character piece of one, is in any file or on the terminal.
-    texts = {path.name: path.read_text() for path in tmp_path.iterdir() if path.is_file()}
+    texts = {
+        path.name: path.read_bytes().decode("utf-8", "replace")
+        for path in tmp_path.iterdir()
+        if path.is_file()
+    }
     texts |= {"stdout": out, "stderr": err}
     assert set(texts) >= {"summary.json", "summary.csv", "requests.jsonl", "stdout", "stderr"}
     assert '"steps"' in out  # --json printed the summary, so stdout was really checked

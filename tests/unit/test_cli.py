@@ -192,6 +192,10 @@ def test_inconsistent_flags_raise_config_error() -> None:
         config_from_args(args)
 
 
+def test_base_url_is_optional_for_the_built_in_simulator() -> None:
+    assert parse(["run", "--rate", "1"]).base_url is None
+
+
 # --- usage errors -------------------------------------------------------------------------------
 
 
@@ -200,7 +204,6 @@ def test_inconsistent_flags_raise_config_error() -> None:
     [
         ([], "required"),
         (["bench"], "invalid choice"),
-        (["run", "--rate", "1"], "--base-url"),
         (["run", "--rate", "0", "--base-url", URL], "invalid rate '0'"),
         (["run", "--rate", "fast", "--base-url", URL], "invalid rate 'fast'"),
         (["sweep", "--rates", "1,,2", "--base-url", URL], "empty entry"),

@@ -1,0 +1,144 @@
+"""What to simulate: GPU, model, scheduler and cost model, from presets, a TOML file and flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from loadgen.sim.cost_model import CostModel, Overheads, PaperFitCost, RooflineCost
+from loadgen.sim.engine import POLICIES, Engine, EngineConfig, Policy
+from loadgen.sim.presets import (
+    GPUS,
+    MODELS,
+    GpuSpec,
+    ModelSpec,
+    PresetError,
+    customized,
+    lookup,
+    read_sim_file,
+)
+
+CostKind = Literal["roofline", "paper"]
+COST_MODELS: tuple[CostKind, ...] = ("roofline", "paper")
+
+
+@dataclass(frozen=True, slots=True)
+class SimSettings:
+    """The simulated server: preset names, an optional TOML file, and engine limits.
+
+    Engine limits left as None take the file's `[engine]` value, else EngineConfig's default.
+    """
+
+    gpu: str = "a100"
+    model: str = "llama-2-7b"
+    policy: Policy = "vllm"
+    cost_model: CostKind = "roofline"
+    config_file: Path | None = None
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    token_budget: int | None = None
+    gpu_memory_utilization: float | None = None
+    eos_mean_tokens: float = 256.0
+
+    @property
+    def label(self) -> str:
+        """A short name for results and plots, e.g. "sim a100/llama-2-7b/vllm"."""
+        return f"sim {self.gpu}/{self.model}/{self.policy}"
+
+
+@dataclass(frozen=True, slots=True)
+class SimSetup:
+    """The resolved hardware, model, scheduler limits and overheads."""
+
+    gpu: GpuSpec
+    model: ModelSpec
+    engine: EngineConfig
+    overheads: Overheads
+    cost_model: CostKind
+
+    def cost(self) -> CostModel:
+        """The configured cost model."""
+        if self.cost_model == "paper":
+            return PaperFitCost(self.model)
+        return RooflineCost(self.model, self.gpu, self.overheads)
+
+    def build_engine(self) -> Engine:
+        """A fresh engine with an empty KV cache."""
+        return Engine(self.model, self.gpu, self.engine, self.cost())
+
+    def describe(self) -> str:
+        """One line for notices: GPU, model, policy."""
+        return f"{self.gpu.name}, {self.model.name}, {self.engine.policy} scheduler"
+
+
+def resolve(settings: SimSettings) -> SimSetup:
+    """Presets, then the file's tables, then flags (PresetError when anything is unusable)."""
+    if settings.policy not in POLICIES:
+        raise PresetError(f"unknown policy {settings.policy!r}; choose from {', '.join(POLICIES)}")
+    if settings.cost_model not in COST_MODELS:
+        raise PresetError(f"unknown cost model {settings.cost_model!r}")
+    tables: dict[str, dict[str, Any]] = {}
+    where = "sim config"
+    if settings.config_file is not None:
+        tables = read_sim_file(settings.config_file)
+        where = str(settings.config_file)
+    gpu = customized(lookup(GPUS, settings.gpu, "GPU"), tables.get("gpu", {}), f"{where} [gpu]")
+    model = customized(
+        lookup(MODELS, settings.model, "model"), tables.get("model", {}), f"{where} [model]"
+    )
+    engine = _engine_config(settings, tables.get("engine", {}), f"{where} [engine]")
+    overheads = _overheads(tables.get("overheads", {}), f"{where} [overheads]")
+    setup = SimSetup(gpu, model, engine, overheads, settings.cost_model)
+    setup.build_engine()  # PresetError now, not mid-run, when the model cannot be served
+    return setup
+
+
+def _engine_config(settings: SimSettings, table: dict[str, Any], where: str) -> EngineConfig:
+    """EngineConfig defaults, the file's [engine] values, then any flag that was given."""
+    flags = {
+        "max_num_seqs": settings.max_num_seqs,
+        "max_num_batched_tokens": settings.max_num_batched_tokens,
+        "token_budget": settings.token_budget,
+        "gpu_memory_utilization": settings.gpu_memory_utilization,
+    }
+    values = _numbers(EngineConfig(), table, where) | {
+        key: value for key, value in flags.items() if value is not None
+    }
+    config = replace(EngineConfig(policy=settings.policy), **values)
+    if not 0 < config.gpu_memory_utilization <= 1:
+        raise PresetError("gpu_memory_utilization must be in (0, 1]")
+    if not 0 <= config.watermark < 1:
+        raise PresetError("watermark must be in [0, 1)")
+    for name in ("max_num_seqs", "token_budget", "block_size"):
+        if getattr(config, name) < 1:
+            raise PresetError(f"{name} must be >= 1")
+    if config.max_num_batched_tokens is not None and config.max_num_batched_tokens < 1:
+        raise PresetError("max_num_batched_tokens must be >= 1")
+    return config
+
+
+def _overheads(table: dict[str, Any], where: str) -> Overheads:
+    """The calibrated overheads with the file's [overheads] values on top."""
+    overheads = replace(Overheads(), **_numbers(Overheads(), table, where))
+    if not (0 < overheads.compute_efficiency <= 1 and 0 < overheads.memory_efficiency <= 1):
+        raise PresetError(f"{where}: efficiencies must be in (0, 1]")
+    if overheads.step_s < 0 or overheads.seq_s < 0:
+        raise PresetError(f"{where}: overheads must be >= 0 seconds")
+    return overheads
+
+
+def _numbers(default: Any, table: dict[str, Any], where: str) -> dict[str, Any]:
+    """`table` checked against the numeric fields of the dataclass instance `default`."""
+    known = {item.name: item.type for item in fields(default) if item.name != "policy"}
+    for key, value in table.items():
+        if key not in known:
+            raise PresetError(f"{where}: unknown field {key!r}; known: {', '.join(known)}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise PresetError(f"{where}: {key} must be a number, got {value!r}")
+        if "int" in str(known[key]) and not float(value).is_integer():
+            raise PresetError(f"{where}: {key} must be a whole number, got {value!r}")
+    return {
+        key: int(value) if "int" in str(known[key]) else float(value)
+        for key, value in table.items()
+    }
