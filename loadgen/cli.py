@@ -164,7 +164,9 @@ def execute(config: RunConfig, *, quiet: bool, print_json: bool) -> int:
         return _run(console, lambda: sweep, quiet=quiet, print_json=print_json)
     settings = SimSettings()
     setup = resolve(settings)
-    with EmbeddedSim(setup, ServeOptions(served_model=settings.model)) as sim:
+    # Serve under --model when one is given, so the run asks for what the server has.
+    served = ServeOptions(served_model=config.model or settings.model)
+    with EmbeddedSim(setup, served) as sim:
         if not quiet:
             console.print(
                 f"no --base-url: sweeping the built-in simulator ({setup.describe()}) at "

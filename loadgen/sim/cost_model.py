@@ -53,7 +53,7 @@ class Overheads:
     docs/simulator.md); every other model and GPU uses these same values.
     """
 
-    step_s: float = 0.004
+    step_s: float = 0.002
     seq_s: float = 0.00016
     compute_efficiency: float = 0.4
     memory_efficiency: float = 0.8

@@ -169,8 +169,9 @@ class SimServer:
             if parsed.chat:
                 await response.write(encoder.role())
             while True:
-                # Writes through aiohttp (headers, flow control) until a sink can take over.
-                if job.sink is None and response.prepared and job.written:
+                # aiohttp writes the first token (and the headers with it), then the sink
+                # takes over until it hands back for flow control.
+                if job.sink is None and job.written:
                     job.sink = sink
                 await job.changed()
                 if job.produced > job.written:

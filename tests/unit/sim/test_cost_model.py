@@ -166,7 +166,7 @@ def test_empty_batch_costs_nothing() -> None:
 
 def test_default_overheads() -> None:
     assert Overheads() == Overheads(
-        step_s=0.004, seq_s=0.00016, compute_efficiency=0.4, memory_efficiency=0.8
+        step_s=0.002, seq_s=0.00016, compute_efficiency=0.4, memory_efficiency=0.8
     )
 
 
@@ -176,13 +176,13 @@ def test_default_overheads() -> None:
 def test_llama_decode_at_batch_1_on_a100_reads_the_weights_once() -> None:
     step = RooflineCost(LLAMA, A100).step_time_s(decode(1, 128))
     # (layer weights 32*202_375_168*2 + LM head 32000*4096*2 + KV 128*524_288 bytes)
-    #   / (2039e9 B/s * 0.8) + step 0.004 + one sequence 0.00016  = 8.142 ms + 4.16 ms
+    #   / (2039e9 B/s * 0.8) + step 0.002 + one sequence 0.00016  = 8.142 ms + 2.16 ms
     weights_and_kv = 12_952_010_752 + 262_144_000 + 67_108_864
-    expected = weights_and_kv / (2039e9 * 0.8) + 0.004 + 0.00016
+    expected = weights_and_kv / (2039e9 * 0.8) + 0.002 + 0.00016
     assert step == pytest.approx(expected, rel=1e-9)
-    assert step == pytest.approx(0.012302, rel=1e-4)
+    assert step == pytest.approx(0.010302, rel=1e-4)
     # within 2% of the brief's "13.5 GB of weights / (2039 GB/s * 0.8) + overhead"
-    assert step == pytest.approx(13.5e9 / (2039e9 * 0.8) + 0.00416, rel=0.02)
+    assert step == pytest.approx(13.5e9 / (2039e9 * 0.8) + 0.00216, rel=0.02)
 
 
 def test_big_prefill_on_a100_is_compute_bound() -> None:
