@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 
 from loadgen.sim.cost_model import BatchShape, Overheads, PaperFitCost, RooflineCost, step_work
-from loadgen.sim.presets import GPUS, MODELS, GpuSpec, ModelSpec
+from loadgen.sim.presets import GPUS, MODELS, GpuSpec
+from tests.support.sim_toys import TINY
 
-TINY = ModelSpec("tiny", 8, 16, 2, 2, 1, 10, 64)
 LLAMA = MODELS["llama-2-7b"]
 A100, H100, H200 = GPUS["a100"], GPUS["h100"], GPUS["h200"]
 

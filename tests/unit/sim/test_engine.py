@@ -22,20 +22,8 @@ from loadgen.sim.engine import (
     activation_bytes,
     kv_cache_blocks,
 )
-from loadgen.sim.presets import GPUS, MODELS, GpuSpec, ModelSpec, PresetError
-
-TINY = ModelSpec("tiny", 8, 16, 2, 2, 1, 10, 64)
-
-
-class RecordingCost:
-    """1 s per step; keeps every batch it priced."""
-
-    def __init__(self) -> None:
-        self.shapes: list[BatchShape] = []
-
-    def step_time_s(self, batch: BatchShape) -> float:
-        self.shapes.append(batch)
-        return 1.0
+from loadgen.sim.presets import GPUS, MODELS, GpuSpec, PresetError
+from tests.support.sim_toys import TINY, RecordingCost
 
 
 def make_engine(

@@ -15,30 +15,19 @@ from loadgen.sim.cost_model import BatchShape
 from loadgen.sim.engine import Engine, EngineConfig
 from loadgen.sim.presets import GpuSpec, ModelSpec
 from loadgen.sim.virtual import OutputPolicy, prompt_tokens, simulate_requests, spec_prompt_tokens
+from tests.support.sim_toys import TINY, RecordingCost
 
 NS = 1_000_000_000
-TINY = ModelSpec("tiny", 8, 16, 2, 2, 1, 10, 64)
-
-
-class OneSecond:
-    """Every step takes 1 s; remembers the batches."""
-
-    def __init__(self) -> None:
-        self.shapes: list[BatchShape] = []
-
-    def step_time_s(self, batch: BatchShape) -> float:
-        self.shapes.append(batch)
-        return 1.0
 
 
 def make_engine(
     blocks: int = 100, model: ModelSpec = TINY, max_num_seqs: int = 8
-) -> tuple[Engine, OneSecond]:
+) -> tuple[Engine, RecordingCost]:
     config = EngineConfig(max_num_seqs=max_num_seqs, gpu_memory_utilization=1.0, block_size=4)
     # weights + activations (context * (4h + 2h') * 2 + seqs * vocab * 4) + KV blocks
     act = model.max_model_len * (4 * 8 + 2 * 16) * 2 + max_num_seqs * 10 * 4
     memory = 2624 + act + blocks * 4 * 32
-    cost = OneSecond()
+    cost = RecordingCost()
     engine = Engine(model, GpuSpec("toy", memory / 2**30, 1.0, 1.0), config, cost)
     assert engine.total_blocks == blocks
     return engine, cost
