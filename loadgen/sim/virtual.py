@@ -62,7 +62,6 @@ def spec_prompt_tokens(spec: RequestSpec) -> int:
 class _Trace:
     """Token times (s) of one request as the virtual run goes."""
 
-    spec_index: int
     token_times_s: list[float]
     done_s: float | None = None
 
@@ -116,7 +115,7 @@ def _admit(
     if reason is None:
         length = outputs.length(spec.max_tokens, rng)
         engine.add(SimSequence(rid=index, prompt_tokens=tokens_in, output_tokens=length))
-        traces[index] = _Trace(index, [])
+        traces[index] = _Trace([])
     return reason
 
 
