@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from time import perf_counter_ns
 
 import aiohttp
@@ -20,6 +20,7 @@ from loadgen.client.protocol import (
     build_body,
     model_ids,
     redact,
+    rejected_field,
 )
 from loadgen.client.responses import Progress, RequestFailed, read_stream, read_whole, tokens_out
 from loadgen.core.records import ErrorKind, RequestRecord, RequestSpec
@@ -57,6 +58,7 @@ class OpenAIClient:
         api_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         count_tokens: Callable[[str], int] | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         self.base_url = base_url
         self.options = options
@@ -74,6 +76,7 @@ class OpenAIClient:
         # Counts output text when the server sends no usage; off once a server's usage is seen.
         self._count_tokens = count_tokens
         self._usage_seen = False
+        self._on_warning = on_warning
 
     async def __aenter__(self) -> OpenAIClient:
         connector = aiohttp.TCPConnector(
@@ -141,6 +144,8 @@ class OpenAIClient:
             await self._exchange(body, progress)
         except RequestFailed as exc:
             kind, message = exc.kind, str(exc)
+            if kind == "http_4xx" and progress.status is not None:
+                self._drop_rejected_field(progress.status, message, body)
         except asyncio.CancelledError:
             if not progress.idle_expired:
                 kind, message = "cancelled", "stopped before the response ended"
@@ -179,6 +184,18 @@ class OpenAIClient:
                         await read_whole(resp, progress)
         except TimeoutError as exc:
             raise RequestFailed("timeout", self._timeout_message(exc, progress)) from None
+
+    def _drop_rejected_field(self, status: int, detail: str, body: bytes) -> None:
+        """Stop sending an optional field the server refused (the failed request stays failed)."""
+        name = rejected_field(status, detail, body)
+        if name is None or name in self.options.omit:
+            return
+        self.options = replace(self.options, omit=self.options.omit | {name})
+        if self._on_warning is not None:
+            self._on_warning(
+                f"the server refused the optional field {name!r} (HTTP {status}); "
+                "later requests are sent without it"
+            )
 
     def _timeout_message(self, exc: BaseException, progress: Progress) -> str:
         if isinstance(exc, aiohttp.ConnectionTimeoutError):

@@ -49,7 +49,10 @@ def normalize_base_url(url: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RequestOptions:
-    """How each request body is built; `extra_body` fields are merged in last."""
+    """How each request body is built; `extra_body` fields are merged in last.
+
+    `omit` names optional fields the server rejected: they are no longer sent.
+    """
 
     endpoint: Endpoint = "completions"
     model: str = ""
@@ -61,6 +64,7 @@ class RequestOptions:
     top_k: int | None = None
     top_p: float | None = None
     extra_body: Mapping[str, Any] = field(default_factory=dict)
+    omit: frozenset[str] = frozenset()
 
 
 def build_body(spec: RequestSpec, options: RequestOptions) -> bytes:
@@ -75,18 +79,42 @@ def build_body(spec: RequestSpec, options: RequestOptions) -> bytes:
     else:
         body["prompt"] = spec.prompt
     body["stream"] = options.stream
-    if options.stream and options.include_usage:
-        body["stream_options"] = {"include_usage": True}
     optional = {
+        "stream_options": {"include_usage": True}
+        if options.stream and options.include_usage
+        else None,
         "ignore_eos": options.ignore_eos,
         "min_tokens": options.min_tokens,
         "temperature": options.temperature,
         "top_k": options.top_k,
         "top_p": options.top_p,
     }
-    body.update({key: value for key, value in optional.items() if value is not None})
+    body.update(
+        {
+            key: value
+            for key, value in optional.items()
+            if value is not None and key not in options.omit
+        }
+    )
     body.update(options.extra_body)
     return orjson.dumps(body)
+
+
+# Optional fields a server may refuse (transformers serve answers 422 to `ignore_eos`).
+DROPPABLE_FIELDS = ("stream_options", "ignore_eos", "min_tokens", "top_k", "top_p")
+
+
+def rejected_field(status: int, detail: str, body: bytes) -> str | None:
+    """The optional field of `body` that a 400/422 answer's `detail` names, if any."""
+    if status not in (400, 422):
+        return None
+    sent = orjson.loads(body)
+    for name in DROPPABLE_FIELDS:
+        # Quoted as Python (pydantic), JSON (FastAPI's `loc`), or JSON inside a JSON string.
+        quoted = (f"'{name}'", f'"{name}"', f'\\"{name}\\"')
+        if name in sent and any(form in detail for form in quoted):
+            return name
+    return None
 
 
 def chunk_template(payload: bytes, markers: tuple[bytes, bytes]) -> tuple[bytes, bytes] | None:

@@ -136,6 +136,11 @@ class ConsoleReporter(RunObserver):
         for line in step_warnings(summary):
             self.console.print(f"[bold yellow]warning:[/] {line}")
 
+    def on_warning(self, message: str) -> None:
+        """Print a warning line (above the live progress line, if one is shown)."""
+        if not self.quiet:
+            self.console.print(f"[bold yellow]warning:[/] {message}", highlight=False)
+
     def on_run_end(self) -> None:
         """Stop any live display; after several steps, print the sweep table."""
         self._stop_live()

@@ -43,5 +43,8 @@ class RunObserver:
     ) -> None:
         """A step finished and was summarised."""
 
+    def on_warning(self, message: str) -> None:
+        """Something the user should know that is not an error (say, a field the server refused)."""
+
     def on_run_end(self) -> None:
         """The run is over (finished, or stopped)."""

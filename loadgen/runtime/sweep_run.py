@@ -118,6 +118,7 @@ async def run_sweep(
         api_key=config.api_key(),
         headers=config.headers,
         count_tokens=plan.output_counter,
+        on_warning=observer.on_warning,
     )
     async with client:
         model = await resolve_model(client, config.model)

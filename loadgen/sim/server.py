@@ -1,7 +1,7 @@
 """The simulator as an OpenAI-compatible aiohttp server (vLLM's or DeepSpeed-MII's behaviour).
 
 Routes: `POST /v1/completions`, `POST /v1/chat/completions` (streamed per token as engine steps
-finish, or whole), `GET /v1/models`, and for the vLLM flavor `GET /health` and `GET /metrics`
+finish, or whole), `GET /v1/models`, `GET /health`, and for the vLLM flavor `GET /metrics`
 with vLLM's metric names. `GET /sim/stats` tells how well the engine loop keeps real time.
 """
 
@@ -61,8 +61,8 @@ class SimServer:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/sim/stats", self._stats)
+        app.router.add_get("/health", self._health)
         if self.options.flavor == "vllm":
-            app.router.add_get("/health", self._health)
             app.router.add_get("/metrics", self._metrics_page)
         app.cleanup_ctx.append(self._engine_loop)
         return app

@@ -48,7 +48,8 @@ class Behaviour:
     a chunk with empty text, both sent at once; then `ttft_s` of silence, then the token chunks
     `gap_s` apart, each with `tokens_per_chunk` tokens (the last may carry fewer), `max_tokens`
     tokens in all; then a usage-only chunk (when `send_usage` and the client asked with
-    `stream_options.include_usage`) and `data: [DONE]` (when `send_done`).
+    `stream_options.include_usage`) and `data: [DONE]` (when `send_done`). A body holding any
+    of `refused_fields` gets HTTP 422 naming them, in pydantic's words.
     """
 
     ttft_s: float = 0.0
@@ -63,6 +64,7 @@ class Behaviour:
     fault: Fault | None = None
     fault_after_chunks: int = 1
     stall_s: float = 30.0
+    refused_fields: tuple[str, ...] = ()  # answered with 422, as transformers serve does
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,11 @@ class FakeOpenAI:
         if b.fault == "http_401_echo":
             done.leave()
             return web.Response(text=_echo_401_body(incoming.headers), status=401)
+        refused = sorted(name for name in b.refused_fields if name in body)
+        if refused:
+            done.leave()
+            detail = "Unexpected fields in the request: {" + ", ".join(map(repr, refused)) + "}"
+            return web.json_response({"detail": detail}, status=422)
         if b.fault == "plain_text":
             done.leave()
             return web.Response(text="hello from a plain web server\n", content_type="text/plain")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from loadgen.client.protocol import (
     model_ids,
     normalize_base_url,
     redact,
+    rejected_field,
     usage_of,
 )
 from loadgen.core.records import RequestSpec
@@ -431,3 +433,29 @@ PLAIN = VLLM_PREFIX + b" a" + VLLM_SUFFIX
 )
 def test_count_template_events_refuses_anything_else(read: bytes) -> None:
     assert count_template_events(read, TEMPLATE) == 0
+
+
+def test_build_body_leaves_out_omitted_fields() -> None:
+    options = RequestOptions(ignore_eos=True, min_tokens=3, omit=frozenset({"ignore_eos"}))
+    body = orjson.loads(build_body(RequestSpec("hi", 4), options))
+    assert "ignore_eos" not in body
+    assert body["min_tokens"] == 3
+    assert body["stream_options"] == {"include_usage": True}
+    no_usage = replace(options, omit=frozenset({"stream_options"}))
+    assert "stream_options" not in orjson.loads(build_body(RequestSpec("hi", 4), no_usage))
+
+
+@pytest.mark.parametrize(
+    ("status", "detail", "expected"),
+    [
+        (422, "Unexpected fields in the request: {'ignore_eos'}", "ignore_eos"),
+        (400, '{"message": "unknown field \\"min_tokens\\""}', "min_tokens"),
+        (422, "Unexpected fields in the request: {'top_k', 'ignore_eos'}", "ignore_eos"),
+        (422, "Unexpected fields in the request: {'seed'}", None),  # not one we sent
+        (404, "Unexpected fields in the request: {'ignore_eos'}", None),  # not a field refusal
+        (400, "ignore_eos is fine but the prompt is too long", None),  # not quoted as a field
+    ],
+)
+def test_rejected_field(status: int, detail: str, expected: str | None) -> None:
+    sent = build_body(RequestSpec("hi", 4), RequestOptions(ignore_eos=True, min_tokens=2, top_k=1))
+    assert rejected_field(status, detail, sent) == expected
