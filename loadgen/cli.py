@@ -30,7 +30,7 @@ from loadgen.cli_options import (
 )
 from loadgen.cli_sim import add_engine_options, add_sim_command, serve_from_args, settings_from_args
 from loadgen.client.openai import ServerProbeError, Timeouts
-from loadgen.config import ConfigError, RunConfig, check_workload
+from loadgen.config import ConfigError, MetricsEndpoint, RunConfig, check_workload
 from loadgen.core.sweep import parse_rate, parse_rate_range, parse_rates
 from loadgen.report.console import ConsoleReporter
 from loadgen.runtime.describe import describe_workload
@@ -66,6 +66,9 @@ _SIMULATE_DEFAULTS: dict[str, Any] = {
     "idle_timeout": Timeouts().idle_s,
     "request_timeout": Timeouts().total_s,
     "drain_timeout": 30.0,
+    "metrics_port": None,
+    "metrics_host": "127.0.0.1",
+    "metrics_linger": 0.0,
 }
 
 
@@ -137,6 +140,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         ),
         drain_timeout_s=args.drain_timeout,
         out_dir=args.out,
+        metrics=None
+        if args.metrics_port is None
+        else MetricsEndpoint(args.metrics_host, args.metrics_port, args.metrics_linger),
     )
 
 
@@ -160,7 +166,9 @@ def execute(config: RunConfig, *, quiet: bool, print_json: bool) -> int:
             if not quiet:
                 console.print(f"target {config.base_url}  model {model}  results {out_dir}")
 
-        sweep = run_sweep(config, reporter, out_dir, on_model=announce)
+        sweep = run_sweep(
+            config, reporter, out_dir, on_model=announce, on_metrics=_announcer(console, quiet)
+        )
         return _run(console, lambda: sweep, quiet=quiet, print_json=print_json)
     settings = SimSettings()
     setup = resolve(settings)
@@ -175,8 +183,25 @@ def execute(config: RunConfig, *, quiet: bool, print_json: bool) -> int:
             )
         embedded = replace(config, base_url=sim.base_url)
         notes = {"simulator": asdict(setup) | {"label": settings.label}}
-        sweep = run_sweep(embedded, reporter, out_dir, label=settings.label, notes=notes)
+        sweep = run_sweep(
+            embedded,
+            reporter,
+            out_dir,
+            label=settings.label,
+            notes=notes,
+            on_metrics=_announcer(console, quiet),
+        )
         return _run(console, lambda: sweep, quiet=quiet, print_json=print_json)
+
+
+def _announcer(console: Console, quiet: bool) -> Callable[[str], None]:
+    """Prints where /metrics is served (unless quiet)."""
+
+    def announce(url: str) -> None:
+        if not quiet:
+            console.print(f"metrics at {url}", highlight=False)
+
+    return announce
 
 
 def _simulate(args: argparse.Namespace) -> int:

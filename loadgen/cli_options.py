@@ -190,7 +190,24 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         default=30.0,
         help="how long a stop waits for in-flight requests",
     )
+    add_metrics_options(parser)
     add_output_options(parser)
+
+
+def add_metrics_options(parser: argparse.ArgumentParser) -> None:
+    """Live Prometheus metrics of the run."""
+    group = parser.add_argument_group("live metrics")
+    group.add_argument(
+        "--metrics-port", type=int, metavar="PORT", help="serve Prometheus /metrics on PORT"
+    )
+    group.add_argument("--metrics-host", default="127.0.0.1", help="address for /metrics")
+    group.add_argument(
+        "--metrics-linger",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="keep serving /metrics S seconds after the run, for the last scrape",
+    )
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:

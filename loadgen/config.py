@@ -48,6 +48,15 @@ class WorkloadConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsEndpoint:
+    """Where to serve: host, port (0 picks one), and how long to linger after the run (s)."""
+
+    host: str = "127.0.0.1"
+    port: int = 9400
+    linger_s: float = 15.0
+
+
+@dataclass(frozen=True, slots=True)
 class RunConfig:
     """Everything a sweep needs. Secrets are never held here, only where to find them.
 
@@ -80,6 +89,7 @@ class RunConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     drain_timeout_s: float = 30.0
     out_dir: Path | None = None
+    metrics: MetricsEndpoint | None = None
 
     def __post_init__(self) -> None:
         if self.base_url is not None:
@@ -160,6 +170,11 @@ def _problems(config: RunConfig) -> list[str]:
     if not config.stream and ({"ttft", "tpot"} & set(config.slos)):
         problems.append("ttft and tpot SLOs need streaming (drop --no-stream)")
     problems.extend(_timeout_problems(config))
+    if config.metrics is not None:
+        if not 0 <= config.metrics.port <= 65535:
+            problems.append("--metrics-port must be in 0..65535")
+        if not (0 <= config.metrics.linger_s < float("inf")):
+            problems.append("--metrics-linger must be a finite number >= 0")
     return problems
 
 

@@ -150,7 +150,7 @@ def _chunk_tokens(streams: Sequence[RequestRecord], counts: IntArray) -> IntArra
     return k
 
 
-def _itl_samples(ok: Sequence[RequestRecord]) -> FloatArray:
+def itl_samples(ok: Sequence[RequestRecord]) -> FloatArray:
     """Token-weighted inter-token latencies (s), pooled over the chunk streams of `ok`."""
     streams = [r for r in ok if len(r.chunk_times_ns) >= 2]
     if not streams:
@@ -247,7 +247,7 @@ def step_figures(records: Sequence[RequestRecord], slos: Mapping[str, float]) ->
         ttft_s=_present(lat.ttft),
         ttft_sched_s=_present(lat.ttft_sched),
         tpot_s=_present(lat.tpot),
-        itl_s=distribution(_itl_samples(ok)),
+        itl_s=distribution(itl_samples(ok)),
         e2e_s=distribution(lat.e2e),
         per_token_latency_s=_present(lat.per_token),
         queue_s=distribution(queue_ns / _NS_PER_S),

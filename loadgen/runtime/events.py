@@ -32,8 +32,8 @@ class RunObserver:
     def on_step_start(self, progress: StepProgress) -> None:
         """A step begins; `progress` stays live while it runs."""
 
-    def on_request_sent(self, progress: StepProgress, index: int) -> None:
-        """Request `index` of the step was dispatched."""
+    def on_request_sent(self, progress: StepProgress, index: int, lateness_ns: int) -> None:
+        """Request `index` of the step was dispatched, `lateness_ns` after its scheduled time."""
 
     def on_request_done(self, progress: StepProgress, record: RequestRecord) -> None:
         """A request of the step ended (success or error)."""
@@ -48,3 +48,42 @@ class RunObserver:
 
     def on_run_end(self) -> None:
         """The run is over (finished, or stopped)."""
+
+
+class Observers(RunObserver):
+    """Hands every event to each of several observers, in order."""
+
+    def __init__(self, *observers: RunObserver) -> None:
+        self.observers = observers
+
+    def on_step_start(self, progress: StepProgress) -> None:
+        """Tell every observer."""
+        for observer in self.observers:
+            observer.on_step_start(progress)
+
+    def on_request_sent(self, progress: StepProgress, index: int, lateness_ns: int) -> None:
+        """Tell every observer."""
+        for observer in self.observers:
+            observer.on_request_sent(progress, index, lateness_ns)
+
+    def on_request_done(self, progress: StepProgress, record: RequestRecord) -> None:
+        """Tell every observer."""
+        for observer in self.observers:
+            observer.on_request_done(progress, record)
+
+    def on_step_end(
+        self, progress: StepProgress, summary: StepSummary, records: list[RequestRecord]
+    ) -> None:
+        """Tell every observer."""
+        for observer in self.observers:
+            observer.on_step_end(progress, summary, records)
+
+    def on_warning(self, message: str) -> None:
+        """Tell every observer."""
+        for observer in self.observers:
+            observer.on_warning(message)
+
+    def on_run_end(self) -> None:
+        """Tell every observer."""
+        for observer in self.observers:
+            observer.on_run_end()

@@ -65,7 +65,7 @@ class StepRunner:
     ) -> None:
         self._sender = sender
         self._pacer = pacer
-        self._observer = observer
+        self.observer = observer
         self._max_concurrency = max_concurrency
         self._drain_timeout_s = drain_timeout_s
 
@@ -113,10 +113,11 @@ class StepRunner:
         for index, deadline_ns in enumerate(deadlines_ns):
             if perf_counter_ns() < deadline_ns:
                 await self._pacer.wait_until(deadline_ns)
+            lateness_ns = perf_counter_ns() - deadline_ns
             request = self._one(progress, specs[index], index, deadline_ns, slots, stop)
             tasks.append(loop.create_task(request))
             progress.sent += 1
-            self._observer.on_request_sent(progress, index)
+            self.observer.on_request_sent(progress, index, lateness_ns)
 
     async def _one(
         self,
@@ -135,7 +136,7 @@ class StepRunner:
         progress.done += 1
         if not record.ok:
             progress.errors += 1
-        self._observer.on_request_done(progress, record)
+        self.observer.on_request_done(progress, record)
         return record
 
     async def _send_in_slot(

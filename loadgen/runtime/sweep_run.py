@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter_ns
@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
+from prometheus_client import CollectorRegistry
 
 from loadgen.client.openai import OpenAIClient, ServerProbeError
 from loadgen.config import ConfigError, RunConfig
@@ -22,8 +23,10 @@ from loadgen.core.records import RequestSpec, StepSummary
 from loadgen.core.stats import summarize_step
 from loadgen.core.sweep import fixed_rates
 from loadgen.export.files import ResultsWriter
+from loadgen.export.prometheus import PrometheusExporter, RunLabels
 from loadgen.report.sweep_plot import write_sweep_plot
-from loadgen.runtime.events import RunObserver, StepProgress
+from loadgen.runtime.events import Observers, RunObserver, StepProgress
+from loadgen.runtime.metrics_server import serving_metrics
 from loadgen.runtime.pacer import make_pacer
 from loadgen.runtime.runner import StepResult, StepRunner, StopSignal
 from loadgen.runtime.workload import build_workload, shape_prompts, token_counter, workload_rng
@@ -99,13 +102,15 @@ async def run_sweep(
     *,
     stop: StopSignal | None = None,
     on_model: Callable[[str], None] | None = None,
+    on_metrics: Callable[[str], None] | None = None,
     label: str | None = None,
     notes: Mapping[str, Any] | None = None,
 ) -> SweepOutcome:
     """Run every step of `config` against its server and write results to `out_dir`.
 
-    `label` names the target in `sweep.png` (default: the model and the server's host:port);
-    `notes` are added to the configuration written to summary.json.
+    `label` names the target in `sweep.png` and in metrics (default: the model and the server's
+    host:port); `notes` are added to the configuration written to summary.json; `on_metrics`
+    gets the URL of `/metrics` when the run serves it.
     """
     if config.base_url is None:
         raise ConfigError("a sweep needs the server's --base-url")
@@ -136,13 +141,42 @@ async def run_sweep(
             drain_timeout_s=config.drain_timeout_s,
         )
         target = label or f"{model} @ {urlsplit(config.base_url).netloc}"
+        labels = RunLabels(out_dir.name, target, model, scenario_label(config))
         try:
             with stop_on_signals(stop):
-                await run_steps(config, plan, runner, observer, writer, stop, target)
+                async with _served_metrics(config, labels, runner, on_metrics) as observers:
+                    await run_steps(config, plan, runner, observers, writer, stop, target)
         finally:
             pacer.close()
             observer.on_run_end()
     return SweepOutcome(tuple(writer.steps), out_dir, model, stop.stop_sending.is_set())
+
+
+def scenario_label(config: RunConfig) -> str:
+    """The workload as a metrics label: a scenario name, "synthetic", a file's name, "trace"."""
+    if config.trace is not None:
+        return f"trace:{Path(config.trace).name}"
+    return Path(config.workload.dataset).name
+
+
+@contextlib.asynccontextmanager
+async def _served_metrics(
+    config: RunConfig,
+    labels: RunLabels,
+    runner: StepRunner,
+    on_metrics: Callable[[str], None] | None,
+) -> AsyncIterator[RunObserver]:
+    """The runner's observer; with `config.metrics`, joined by an exporter served while inside."""
+    if config.metrics is None:
+        yield runner.observer
+        return
+    registry = CollectorRegistry()
+    exporter = PrometheusExporter(registry, labels)
+    runner.observer = Observers(runner.observer, exporter)
+    async with serving_metrics(registry, exporter, config.metrics) as port:
+        if on_metrics is not None:
+            on_metrics(f"http://{config.metrics.host}:{port}/metrics")
+        yield runner.observer
 
 
 @dataclass(frozen=True, slots=True)

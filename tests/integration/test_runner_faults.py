@@ -43,7 +43,7 @@ class Counting(RunObserver):
         self.sent: list[int] = []
         self.done: list[int] = []
 
-    def on_request_sent(self, progress: StepProgress, index: int) -> None:
+    def on_request_sent(self, progress: StepProgress, index: int, lateness_ns: int) -> None:
         self.sent.append(index)
 
     def on_request_done(self, progress: StepProgress, record: RequestRecord) -> None:
@@ -146,7 +146,7 @@ async def test_stop_drains_within_the_drain_timeout() -> None:
 class BrokenObserver(RunObserver):
     """An observer with a bug: it raises on the 4th send."""
 
-    def on_request_sent(self, progress: StepProgress, index: int) -> None:
+    def on_request_sent(self, progress: StepProgress, index: int, lateness_ns: int) -> None:
         if index == 3:
             raise RuntimeError("observer bug")
 

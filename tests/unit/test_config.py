@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from loadgen.client.openai import Timeouts
-from loadgen.config import ConfigError, RunConfig, WorkloadConfig
+from loadgen.config import ConfigError, MetricsEndpoint, RunConfig, WorkloadConfig
 
 URL = "http://h:8000"
 INF = math.inf
@@ -267,3 +267,17 @@ def test_scenarios_force_their_lengths(dataset: str) -> None:
 def test_workload_problems_name_the_flag(workload: WorkloadConfig, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         config(workload=workload)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "message"),
+    [
+        (MetricsEndpoint(port=70000), "--metrics-port"),
+        (MetricsEndpoint(port=-1), "--metrics-port"),
+        (MetricsEndpoint(linger_s=-1.0), "--metrics-linger"),
+        (MetricsEndpoint(linger_s=float("inf")), "--metrics-linger"),
+    ],
+)
+def test_bad_metrics_endpoint_is_refused(endpoint: MetricsEndpoint, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RunConfig("http://localhost:8000", (1.0,), metrics=endpoint)

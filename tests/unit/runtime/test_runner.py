@@ -99,7 +99,7 @@ class Recorder(RunObserver):
     def __init__(self) -> None:
         self.events: list[tuple[str, int, int, int, int]] = []
 
-    def on_request_sent(self, progress: StepProgress, index: int) -> None:
+    def on_request_sent(self, progress: StepProgress, index: int, lateness_ns: int) -> None:
         self.events.append(("sent", index, progress.sent, progress.done, progress.in_flight))
 
     def on_request_done(self, progress: StepProgress, record: RequestRecord) -> None:
