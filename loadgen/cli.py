@@ -22,6 +22,7 @@ from loadgen.cli_options import (
     add_load_options,
     add_output_length_options,
     add_output_options,
+    add_report_command,
     add_run_options,
     add_target_options,
     apply_env_defaults,
@@ -33,6 +34,8 @@ from loadgen.client.openai import ServerProbeError, Timeouts
 from loadgen.config import ConfigError, MetricsEndpoint, RunConfig, check_workload
 from loadgen.core.sweep import parse_rate, parse_rate_range, parse_rates
 from loadgen.report.console import ConsoleReporter
+from loadgen.report.html import write_report
+from loadgen.report.results import ResultsError, load_results
 from loadgen.runtime.describe import describe_workload
 from loadgen.runtime.loop import run_async
 from loadgen.runtime.simulate import run_simulation
@@ -69,6 +72,7 @@ _SIMULATE_DEFAULTS: dict[str, Any] = {
     "metrics_port": None,
     "metrics_host": "127.0.0.1",
     "metrics_linger": 0.0,
+    "pushgateway": None,
 }
 
 
@@ -101,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(**_SIMULATE_DEFAULTS)
     add_sim_command(commands)
     add_dataset_command(commands)
+    add_report_command(commands)
     return parser
 
 
@@ -143,6 +148,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         metrics=None
         if args.metrics_port is None
         else MetricsEndpoint(args.metrics_host, args.metrics_port, args.metrics_linger),
+        pushgateway=args.pushgateway,
     )
 
 
@@ -284,6 +290,22 @@ def _describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    """Run `loadgen report`; returns the exit code."""
+    console = Console(stderr=True)
+    try:
+        runs = [load_results(path) for path in args.dirs]
+    except ResultsError as exc:
+        return _fail(console, EXIT_USAGE, str(exc))
+    out = args.out or args.dirs[0] / "report.html"
+    try:
+        write_report(runs, out)
+    except OSError as exc:
+        return _fail(console, EXIT_RUNTIME, f"{out}: cannot write ({exc.strerror or exc})")
+    console.print(f"report: {out}", highlight=False)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `loadgen` command."""
     parser = build_parser()
@@ -294,6 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_from_args(args, parser)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "report":
+        return _report(args)
     try:
         config = config_from_args(args)
     except ConfigError as exc:

@@ -208,6 +208,11 @@ def add_metrics_options(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="keep serving /metrics S seconds after the run, for the last scrape",
     )
+    group.add_argument(
+        "--pushgateway",
+        metavar="URL",
+        help="push the metrics to this Pushgateway after every step (job loadgen, by run_id)",
+    )
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -255,4 +260,13 @@ def workload_from_args(
         replacement=args.replacement,
         prompt_template=template,
         tokenizer=args.tokenizer,
+    )
+
+
+def add_report_command(commands: Any) -> None:
+    """`loadgen report DIR...`: report.html from results folders."""
+    report = commands.add_parser("report", help="report.html from one or more results folders")
+    report.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="results folders")
+    report.add_argument(
+        "--out", type=Path, metavar="FILE", help="where to write (default DIR/report.html)"
     )

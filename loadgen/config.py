@@ -90,6 +90,7 @@ class RunConfig:
     drain_timeout_s: float = 30.0
     out_dir: Path | None = None
     metrics: MetricsEndpoint | None = None
+    pushgateway: str | None = None
 
     def __post_init__(self) -> None:
         if self.base_url is not None:
@@ -170,6 +171,10 @@ def _problems(config: RunConfig) -> list[str]:
     if not config.stream and ({"ttft", "tpot"} & set(config.slos)):
         problems.append("ttft and tpot SLOs need streaming (drop --no-stream)")
     problems.extend(_timeout_problems(config))
+    if config.pushgateway is not None and not config.pushgateway.startswith(
+        ("http://", "https://")
+    ):
+        problems.append("--pushgateway must be an http:// or https:// URL")
     if config.metrics is not None:
         if not 0 <= config.metrics.port <= 65535:
             problems.append("--metrics-port must be in 0..65535")

@@ -24,6 +24,7 @@ from loadgen.core.stats import summarize_step
 from loadgen.core.sweep import fixed_rates
 from loadgen.export.files import ResultsWriter
 from loadgen.export.prometheus import PrometheusExporter, RunLabels
+from loadgen.export.push import PushOnStepEnd
 from loadgen.report.sweep_plot import write_sweep_plot
 from loadgen.runtime.events import Observers, RunObserver, StepProgress
 from loadgen.runtime.metrics_server import serving_metrics
@@ -166,13 +167,20 @@ async def _served_metrics(
     runner: StepRunner,
     on_metrics: Callable[[str], None] | None,
 ) -> AsyncIterator[RunObserver]:
-    """The runner's observer; with `config.metrics`, joined by an exporter served while inside."""
-    if config.metrics is None:
+    """The runner's observer, joined by an exporter when metrics are served or pushed."""
+    if config.metrics is None and config.pushgateway is None:
         yield runner.observer
         return
     registry = CollectorRegistry()
     exporter = PrometheusExporter(registry, labels)
-    runner.observer = Observers(runner.observer, exporter)
+    observers: list[RunObserver] = [runner.observer, exporter]
+    if config.pushgateway is not None:
+        warn = runner.observer.on_warning
+        observers.append(PushOnStepEnd(registry, config.pushgateway, labels.run_id, warn))
+    runner.observer = Observers(*observers)
+    if config.metrics is None:
+        yield runner.observer
+        return
     async with serving_metrics(registry, exporter, config.metrics) as port:
         if on_metrics is not None:
             on_metrics(f"http://{config.metrics.host}:{port}/metrics")

@@ -47,11 +47,13 @@ def test_a_refused_field_is_dropped_once_with_a_warning(
     # EOS is unreachable in the tiny model: outputs still have the asked-for length.
     assert {row["tokens_out"] for row in ok} == {OUTPUT_TOKENS}
     assert {row["tokens_source"] for row in ok} == {"server"}  # usage on the last chunk
-    assert {row["chunks"] for row in ok} == {OUTPUT_TOKENS}  # no [DONE]: the stream still ends
+    # No [DONE]: the stream still ends, with (nearly always) one chunk per token.
+    assert all(1 <= row["chunks"] <= OUTPUT_TOKENS for row in ok)
+    assert sum(row["chunks"] == OUTPUT_TOKENS for row in ok) >= 0.9 * len(ok)
     (step,) = summary["steps"]
     assert step["num_ok"] == step["num_kept"] == 20  # the failure is in the warm-up
     assert step["ttft_s"]["max"] <= step["e2e_s"]["max"]
-    assert step["itl_s"]["mean"] == pytest.approx(step["tpot_s"]["mean"], rel=1e-6)
+    assert step["itl_s"]["mean"] == pytest.approx(step["tpot_s"]["mean"], rel=0.05)
 
 
 def test_whole_responses(

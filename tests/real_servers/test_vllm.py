@@ -48,16 +48,19 @@ def test_streamed_sweep_matches_vllms_own_counters(
     assert generated == sum(row["tokens_out"] for row in rows)
     succeeded = after["vllm:request_success_total"] - before["vllm:request_success_total"]
     assert succeeded == len(rows)
-    # One token per chunk: every token-carrying chunk is one token.
-    assert {row["chunks"] for row in rows} == {OUTPUT_TOKENS}
+    # vLLM streams a chunk per token, but an API server that falls behind folds several
+    # tokens into one chunk: nearly every stream still has one chunk per token.
+    assert all(1 <= row["chunks"] <= OUTPUT_TOKENS for row in rows)
+    assert sum(row["chunks"] == OUTPUT_TOKENS for row in rows) >= 0.9 * len(rows)
     for row in rows:
         assert row["t_send_s"] < row["t_first_s"] <= row["t_last_s"] <= row["t_done_s"]
     for step in summary["steps"]:
         assert step["ttft_s"]["max"] <= step["e2e_s"]["max"]
         assert step["ttft_s"]["mean"] < step["e2e_s"]["mean"]
-        # Equal outputs of one token per chunk: pooled ITL mean is exactly the TPOT mean.
-        assert step["itl_s"]["mean"] == pytest.approx(step["tpot_s"]["mean"], rel=1e-6)
-        assert step["itl_s"]["count"] == step["num_ok"] * (OUTPUT_TOKENS - 1)
+        # Equal outputs of one token per chunk make the pooled ITL mean exactly the TPOT mean;
+        # a few folded chunks move it by a few percent at most.
+        assert step["itl_s"]["mean"] == pytest.approx(step["tpot_s"]["mean"], rel=0.05)
+        assert step["itl_s"]["count"] <= step["num_ok"] * (OUTPUT_TOKENS - 1)
 
 
 def test_whole_responses_count_usage_and_have_no_ttft(vllm_server: Server, tmp_path: Path) -> None:

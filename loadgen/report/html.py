@@ -1,0 +1,154 @@
+"""`loadgen report`: one self-contained report.html from one or more results folders.
+
+The page holds a summary table per target, the sweep curves (the same three panels as
+`sweep.png`, one colour per target), the latency distributions of every step, and each run's
+configuration (as summary.json has it: header values hidden, no API key). Images are PNGs
+embedded as data URIs, so the file can be mailed or archived alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loadgen.report.console import rate_text
+from loadgen.report.results import RunResults
+from loadgen.report.sweep_plot import plot_sweep
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+_DPI = 110
+# Request latencies drawn per step: (title, axis label, the requests.jsonl time it ends at).
+# Each is (end - t_send), divided by tokens_out for the per-token latency.
+_LATENCIES = (
+    ("TTFT", "time to first token (s)", "t_first_s"),
+    ("E2E latency", "end-to-end latency (s)", "t_last_s"),
+    ("Per-token latency", "per-token latency (s/token)", "t_last_s"),
+)
+_STYLE = """
+body { font-family: sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #bbb; padding: 0.3em 0.6em; text-align: right; }
+th { background: #eee; }
+img { max-width: 100%; display: block; margin: 1em 0; }
+pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.8em; }
+"""
+_COLUMNS = (
+    "target req/s", "achieved req/s", "req/s", "out tok/s", "per-token ms p50",
+    "TTFT ms p50", "TTFT ms p99", "TPOT ms p50", "E2E s p50", "ok", "errors",
+)  # fmt: skip
+
+
+def _png(figure: Figure) -> str:
+    """`figure` as a PNG data URI."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=_DPI)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _image(uri: str, alt: str) -> str:
+    # data-ok marks images the browser decoded (read back by the report's browser test).
+    return f'<img src="{uri}" alt="{html.escape(alt)}" onload="this.dataset.ok=1">'
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1e3:.1f}"
+
+
+def _table(run: RunResults) -> str:
+    """The steps of one run as an HTML table."""
+    rows = []
+    for step in run.steps:
+        f = step.trimmed
+        cells = (
+            rate_text(step.target_rate_rps),
+            "-" if f.achieved_rate_rps is None else f"{f.achieved_rate_rps:.2f}",
+            f"{f.sequence_throughput_rps:.2f}",
+            f"{f.output_token_throughput_tps:.1f}",
+            _ms(f.per_token_latency_s.p50 if f.per_token_latency_s else None),
+            _ms(f.ttft_s.p50 if f.ttft_s else None),
+            _ms(f.ttft_s.p99 if f.ttft_s else None),
+            _ms(f.tpot_s.p50 if f.tpot_s else None),
+            "-" if f.e2e_s is None else f"{f.e2e_s.p50:.2f}",
+            str(f.num_ok),
+            str(f.num_errors),
+        )
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in _COLUMNS)
+    return f'<table class="steps"><tr>{head}</tr>{"".join(rows)}</table>'
+
+
+def latency_figure(run: RunResults) -> Figure:
+    """Box plots of TTFT, E2E and per-token latency of each step's kept successes."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(15.0, 4.5), layout="constrained")
+    axes = figure.subplots(1, len(_LATENCIES))
+    rates = [step.target_rate_rps for step in run.steps]
+    for ax, (title, label, end) in zip(axes, _LATENCIES, strict=True):
+        per_token = title.startswith("Per-token")
+        samples = [_step_values(run.requests, rate, end, per_token) for rate in rates]
+        ax.boxplot(samples, showfliers=False)
+        ax.set_xticks(range(1, len(rates) + 1), [rate_text(rate) for rate in rates])
+        ax.set_title(title)
+        ax.set_xlabel("request rate (req/s)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    figure.suptitle(f"{run.label}: latency of kept successes per step (boxes: p25-p75)")
+    return figure
+
+
+def _step_values(
+    rows: Sequence[Mapping[str, Any]], rate: float, end: str, per_token: bool
+) -> list[float]:
+    """Latencies (s) ending at field `end` of the kept successes of the step at `rate`."""
+    values = [
+        (row[end] - row["t_send_s"]) / (row["tokens_out"] if per_token else 1)
+        for row in rows
+        if row["phase"] == "measure"
+        and row["ok"]
+        and row[end] is not None
+        and row["tokens_out"]
+        and _rate_of(row) == rate
+    ]
+    return values or [float("nan")]
+
+
+def _rate_of(row: Mapping[str, Any]) -> float:
+    rate = row["target_rate_rps"]
+    return float("inf") if rate == "inf" else float(rate)
+
+
+def render_report(runs: Sequence[RunResults]) -> str:
+    """The whole page for `runs` (one target each)."""
+    series = {run.label: run.steps for run in runs}
+    sweep = _image(_png(plot_sweep(series, "Throughput and latency against request rate")), "sweep")
+    sections = [f"<h1>loadgen report</h1><h2>Sweep</h2>{sweep}"]
+    for run in runs:
+        config = json.dumps(dict(run.config), indent=2, sort_keys=True, default=str)
+        latencies = _image(_png(latency_figure(run)), f"latencies of {run.label}")
+        sections.append(
+            f"<h2>{html.escape(run.label)}</h2><p>{html.escape(str(run.path))}</p>"
+            f"{_table(run)}{latencies}<details><summary>Configuration</summary>"
+            f"<pre>{html.escape(config)}</pre></details>"
+        )
+    body = "\n".join(sections)
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>loadgen report</title><style>{_STYLE}</style></head><body>{body}</body></html>\n"
+    )
+
+
+def write_report(runs: Sequence[RunResults], out: Path) -> Path:
+    """Write report.html for `runs` to `out`."""
+    out.write_text(render_report(runs))
+    return out

@@ -1,0 +1,91 @@
+"""Reading a results folder back: summary.json round-trips to the same StepSummary objects."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import orjson
+import pytest
+
+from loadgen.core.records import RequestRecord
+from loadgen.core.stats import summarize_step
+from loadgen.export.files import ResultsWriter
+from loadgen.report.results import ResultsError, load_results
+
+MS = 1_000_000
+
+
+def records() -> list[RequestRecord]:
+    """Ten streamed successes and one timeout, 100 ms apart."""
+    made = [
+        RequestRecord(
+            index=i, t_sched_ns=i * 100 * MS, t_send_ns=i * 100 * MS + MS, slot_wait_ns=0,
+            t_done_ns=i * 100 * MS + 60 * MS, t_first_ns=i * 100 * MS + 20 * MS,
+            t_last_ns=i * 100 * MS + 50 * MS, tokens_in=10, tokens_out=4, tokens_source="server",
+            chunk_times_ns=[i * 100 * MS + k * 10 * MS for k in (2, 3, 4, 5)], status=200,
+        )
+        for i in range(10)
+    ]  # fmt: skip
+    made.append(
+        RequestRecord(
+            index=10, t_sched_ns=MS * 1000, t_send_ns=MS * 1000, slot_wait_ns=0,
+            t_done_ns=MS * 1500, error_kind="timeout", error="no first token",
+        )
+    )  # fmt: skip
+    return made
+
+
+@pytest.mark.parametrize("rate", [4.0, math.inf])
+def test_summary_json_reads_back_to_the_same_summaries(tmp_path: Path, rate: float) -> None:
+    summary = summarize_step(
+        records(), step=0, target_rate_rps=rate, num_sent=11, trim=2,
+        slos={"ttft": 0.05}, interrupted=False, duration_s=1.5,
+    )  # fmt: skip
+    writer = ResultsWriter(tmp_path, {"base_url": "http://h:8000/v1", "model": "m"})
+    writer.write_step(summary, records(), 0)
+
+    run = load_results(tmp_path)
+
+    assert run.steps == (summary,)
+    assert run.label == "m @ h:8000"
+    assert len(run.requests) == 11
+    assert run.requests[10]["error_kind"] == "timeout"
+
+
+def test_the_simulators_label_names_the_target(tmp_path: Path) -> None:
+    summary = summarize_step(
+        records(), step=0, target_rate_rps=2.0, num_sent=11, trim=2,
+        slos={}, interrupted=False, duration_s=1.5,
+    )  # fmt: skip
+    ResultsWriter(tmp_path, {"simulator": {"label": "sim h100/x/vllm"}}).write_step(
+        summary, records(), 0
+    )
+    assert load_results(tmp_path).label == "sim h100/x/vllm"
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ResultsError, match="cannot read"):
+        load_results(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize(
+    "content", [b"{not json", b'{"steps": []}', b'{"config": {}, "steps": []}', b"[1, 2]"]
+)
+def test_unusable_summary_is_a_clear_error(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "summary.json").write_bytes(content)
+    with pytest.raises(ResultsError, match=r"summary\.json"):
+        load_results(tmp_path)
+
+
+def test_json_written_for_infinity_is_read_as_infinity(tmp_path: Path) -> None:
+    summary = summarize_step(
+        records(), step=0, target_rate_rps=math.inf, num_sent=11, trim=2,
+        slos={}, interrupted=False, duration_s=1.5,
+    )  # fmt: skip
+    ResultsWriter(tmp_path, {}).write_step(summary, records(), 0)
+    assert (
+        orjson.loads((tmp_path / "summary.json").read_bytes())["steps"][0]["target_rate_rps"]
+        == "inf"
+    )
+    assert load_results(tmp_path).steps[0].target_rate_rps == math.inf
