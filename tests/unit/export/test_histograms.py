@@ -8,23 +8,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadgen.export.histograms import BatchHistogram
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def samples(registry: CollectorRegistry) -> Samples:
-    """Every exposed sample: {(sample name, frozenset of label items): value}."""
-    text = generate_latest(registry).decode()
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def series(found: Samples, name: str, **labels: str) -> float:
-    """The value of sample `name` with exactly `labels`."""
-    return found[(name, frozenset(labels.items()))]
+from tests.support.prom_samples import Samples, samples, series
 
 
 def le_texts(found: Samples, name: str) -> list[str]:

@@ -6,14 +6,14 @@ import math
 from collections.abc import Sequence
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client import CollectorRegistry
 
 from loadgen import __version__
 from loadgen.core.records import ErrorKind, RequestRecord, StepSummary
 from loadgen.core.stats import summarize_step
 from loadgen.export.prometheus import PrometheusExporter, RunLabels
 from loadgen.runtime.events import Observers, RunObserver, StepProgress
+from tests.support.prom_samples import Samples, samples, series
 
 MS = 1_000_000  # ns per ms
 T0 = 5_000_000_000_000  # an arbitrary perf_counter_ns origin; only differences matter
@@ -37,23 +37,6 @@ REQUEST_LE = [
     "30.0", "40.0", "50.0", "60.0", "120.0", "240.0", "480.0", "960.0", "1920.0", "7680.0", "+Inf",
 ]  # fmt: skip
 ALLOWED_LABELS = {*RUN, "rate", "phase", "status", "direction", "stat", "le", "run_id", "version"}
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def samples(registry: CollectorRegistry) -> Samples:
-    """Every exposed sample: {(sample name, frozenset of label items): value}."""
-    text = generate_latest(registry).decode()
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(found: Samples, name: str, **labels: str) -> float:
-    """The sample `name` with exactly `labels`."""
-    return found[(name, frozenset(labels.items()))]
 
 
 def named(found: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
@@ -202,8 +185,8 @@ def test_latency_histograms_count_and_sum(step: tuple[Samples, StepSummary], nam
     counts = named(found, f"{metric}_count")
     assert set(counts) == {frozenset({**STEP, "phase": p}.items()) for p in HISTOGRAMS[name]}
     for phase, (count, total) in HISTOGRAMS[name].items():
-        assert value(found, f"{metric}_count", **STEP, phase=phase) == count
-        assert value(found, f"{metric}_sum", **STEP, phase=phase) == pytest.approx(total)
+        assert series(found, f"{metric}_count", **STEP, phase=phase) == count
+        assert series(found, f"{metric}_sum", **STEP, phase=phase) == pytest.approx(total)
 
 
 def test_histogram_buckets_are_vllms(step: tuple[Samples, StepSummary]) -> None:
@@ -216,11 +199,11 @@ def test_histogram_buckets_are_vllms(step: tuple[Samples, StepSummary]) -> None:
         buckets = named(found, f"loadgen_{name}_seconds_bucket")
         measure = [dict(labels)["le"] for labels in buckets if ("phase", "measure") in labels]
         assert measure == le, name
-    ttft = [value(found, "loadgen_ttft_seconds_bucket", **STEP, phase="measure", le=le)
+    ttft = [series(found, "loadgen_ttft_seconds_bucket", **STEP, phase="measure", le=le)
             for le in TTFT_LE]  # fmt: skip
     # 0.05 | 0.1, 0.1 (on the bound: le is inclusive) | 3.0
     assert ttft == [0, 0, 0, 0, 0, 1, 1, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4]
-    itl = [value(found, "loadgen_itl_seconds_bucket", **STEP, phase="measure", le=le)
+    itl = [series(found, "loadgen_itl_seconds_bucket", **STEP, phase="measure", le=le)
            for le in ITL_LE[:6]]  # fmt: skip
     assert itl == [0, 0, 7, 7, 8, 8]  # seven 0.05 | one 0.1
 
@@ -229,16 +212,16 @@ def test_step_summary_gauges_copy_the_trimmed_figures(step: tuple[Samples, StepS
     found, summary = step
     figures = summary.trimmed
     # Kept: indices 2..7; window = t_last of 7 (4850 ms) - t_send of 2 (500 ms) = 4.35 s.
-    assert value(found, "loadgen_step_sequence_throughput_rps", **STEP) == pytest.approx(5 / 4.35)
-    assert value(found, "loadgen_step_output_token_throughput_tps", **STEP) == pytest.approx(
+    assert series(found, "loadgen_step_sequence_throughput_rps", **STEP) == pytest.approx(5 / 4.35)
+    assert series(found, "loadgen_step_output_token_throughput_tps", **STEP) == pytest.approx(
         17 / 4.35
     )
-    assert value(found, "loadgen_step_error_rate", **STEP) == pytest.approx(1 / 6)
+    assert series(found, "loadgen_step_error_rate", **STEP) == pytest.approx(1 / 6)
     # ttft <= 0.5 s: indices 2, 3, 6 (4 has no ttft, 7 took 3 s).
-    assert value(found, "loadgen_step_goodput_rps", **STEP) == pytest.approx(3 / 4.35)
+    assert series(found, "loadgen_step_goodput_rps", **STEP) == pytest.approx(3 / 4.35)
     # TTFTs .1, .05, .1, 3.0: mean 0.8125, median 0.1.
-    assert value(found, "loadgen_step_ttft_seconds", **STEP, stat="mean") == pytest.approx(0.8125)
-    assert value(found, "loadgen_step_ttft_seconds", **STEP, stat="p50") == pytest.approx(0.1)
+    assert series(found, "loadgen_step_ttft_seconds", **STEP, stat="mean") == pytest.approx(0.8125)
+    assert series(found, "loadgen_step_ttft_seconds", **STEP, stat="p50") == pytest.approx(0.1)
     fields = {
         "ttft": figures.ttft_s, "tpot": figures.tpot_s, "itl": figures.itl_s,
         "e2e_latency": figures.e2e_s, "per_token_latency": figures.per_token_latency_s,
@@ -254,12 +237,12 @@ def test_step_summary_gauges_copy_the_trimmed_figures(step: tuple[Samples, StepS
 
 def test_step_times_and_rolling_gauges(step: tuple[Samples, StepSummary]) -> None:
     found, _ = step
-    assert value(found, "loadgen_step_start_timestamp_seconds", **STEP) == WALL_START
-    assert value(found, "loadgen_step_end_timestamp_seconds", **STEP) == WALL_END
-    assert value(found, "loadgen_target_rate_rps", **RUN) == 4.0
-    assert value(found, "loadgen_in_flight_requests", **RUN) == 0
+    assert series(found, "loadgen_step_start_timestamp_seconds", **STEP) == WALL_START
+    assert series(found, "loadgen_step_end_timestamp_seconds", **STEP) == WALL_END
+    assert series(found, "loadgen_target_rate_rps", **RUN) == 4.0
+    assert series(found, "loadgen_in_flight_requests", **RUN) == 0
     # Lateness 0 x7, 5, 10, 20 ms: p99 at rank 8.91 -> 10 + 0.91 * 10 = 19.1 ms.
-    assert value(found, "loadgen_dispatch_lag_seconds", **RUN) == pytest.approx(0.0191)
+    assert series(found, "loadgen_dispatch_lag_seconds", **RUN) == pytest.approx(0.0191)
 
 
 def test_run_info(step: tuple[Samples, StepSummary]) -> None:
@@ -283,11 +266,11 @@ def test_in_flight_follows_progress() -> None:
     for r in RECORDS[:3]:
         step.ns = r.t_send_ns
         step.send(r.index, 0)
-    assert value(step.samples(), "loadgen_in_flight_requests", **RUN) == 3
+    assert series(step.samples(), "loadgen_in_flight_requests", **RUN) == 3
     step.end(RECORDS[1])
-    assert value(step.samples(), "loadgen_in_flight_requests", **RUN) == 2
+    assert series(step.samples(), "loadgen_in_flight_requests", **RUN) == 2
     step.finish(RECORDS[1:2])  # ended (say, interrupted) with two still out
-    assert value(step.samples(), "loadgen_in_flight_requests", **RUN) == 0
+    assert series(step.samples(), "loadgen_in_flight_requests", **RUN) == 0
 
 
 def test_dispatch_lag_of_0_to_99_ms() -> None:
@@ -297,22 +280,22 @@ def test_dispatch_lag_of_0_to_99_ms() -> None:
         step.send(i, i * MS)
     step.exporter.refresh()
     # Rank 0.99 * 99 = 98.01: 98 ms + 0.01 * (99 - 98) ms = 98.01 ms.
-    assert value(step.samples(), "loadgen_dispatch_lag_seconds", **RUN) == pytest.approx(0.09801)
+    assert series(step.samples(), "loadgen_dispatch_lag_seconds", **RUN) == pytest.approx(0.09801)
 
 
 def test_achieved_rate_over_the_last_ten_seconds() -> None:
     step = Step()
     step.exporter.refresh()
-    assert value(step.samples(), "loadgen_achieved_rate_rps", **RUN) == 0  # nothing sent
+    assert series(step.samples(), "loadgen_achieved_rate_rps", **RUN) == 0  # nothing sent
     for i, at_ms in enumerate((0, 500, 1000, 1500, 2000)):
         step.ns = T0 + at_ms * MS
         step.send(i, 0)
     step.exporter.refresh()
     # 5 sends, the oldest 2.0 s before now: (5 - 1) / 2.0.
-    assert value(step.samples(), "loadgen_achieved_rate_rps", **RUN) == pytest.approx(2.0)
+    assert series(step.samples(), "loadgen_achieved_rate_rps", **RUN) == pytest.approx(2.0)
     step.ns = T0 + 12_001 * MS  # the newest send is 10.001 s old
     step.exporter.refresh()
-    assert value(step.samples(), "loadgen_achieved_rate_rps", **RUN) == 0
+    assert series(step.samples(), "loadgen_achieved_rate_rps", **RUN) == 0
 
 
 def test_refresh_survives_sends_at_the_same_instant() -> None:
@@ -320,7 +303,7 @@ def test_refresh_survives_sends_at_the_same_instant() -> None:
     for i in range(3):  # the clock does not move
         step.send(i, 0)
     step.exporter.refresh()
-    assert math.isfinite(value(step.samples(), "loadgen_achieved_rate_rps", **RUN))
+    assert math.isfinite(series(step.samples(), "loadgen_achieved_rate_rps", **RUN))
 
 
 def test_infinite_rate_is_labelled_inf() -> None:
@@ -331,19 +314,19 @@ def test_infinite_rate_is_labelled_inf() -> None:
     step.finish([record])
     found = step.samples()
     on_inf = {**RUN, "rate": "inf"}
-    assert value(found, "loadgen_target_rate_rps", **RUN) == float("inf")
-    assert value(found, "loadgen_requests_total", **on_inf, phase="measure", status="ok") == 1
+    assert series(found, "loadgen_target_rate_rps", **RUN) == float("inf")
+    assert series(found, "loadgen_requests_total", **on_inf, phase="measure", status="ok") == 1
     # One success over a window of 0.2 s; its ttft 0.1 s meets the 0.5 s SLO.
-    assert value(found, "loadgen_step_sequence_throughput_rps", **on_inf) == pytest.approx(5.0)
-    assert value(found, "loadgen_step_goodput_rps", **on_inf) == pytest.approx(5.0)
+    assert series(found, "loadgen_step_sequence_throughput_rps", **on_inf) == pytest.approx(5.0)
+    assert series(found, "loadgen_step_goodput_rps", **on_inf) == pytest.approx(5.0)
     assert {dict(k).get("rate") for _, k in found} <= {None, "inf"}
 
 
 def test_non_streamed_success_adds_e2e_and_per_token_only() -> None:
     found, _ = run_step([RECORDS[4]])
     measure = {**STEP, "phase": "measure"}
-    assert value(found, "loadgen_e2e_latency_seconds_sum", **measure) == pytest.approx(0.5)
-    assert value(found, "loadgen_per_token_latency_seconds_sum", **measure) == pytest.approx(0.1)
+    assert series(found, "loadgen_e2e_latency_seconds_sum", **measure) == pytest.approx(0.5)
+    assert series(found, "loadgen_per_token_latency_seconds_sum", **measure) == pytest.approx(0.1)
     for name in ("ttft", "tpot", "itl"):
         assert named(found, f"loadgen_{name}_seconds_count") == {}, name
 
@@ -352,11 +335,11 @@ def test_failed_request_with_a_partial_stream_adds_to_queue_only() -> None:
     partial = rec(3, 750, 800, chunks_ms=(900, 1000, 1100), tokens_out=3, error="disconnect")
     found, _ = run_step([partial])
     measure = {**STEP, "phase": "measure"}
-    assert value(found, "loadgen_queue_seconds_count", **measure) == 1
-    assert value(found, "loadgen_queue_seconds_sum", **measure) == pytest.approx(0.05)
+    assert series(found, "loadgen_queue_seconds_count", **measure) == 1
+    assert series(found, "loadgen_queue_seconds_sum", **measure) == pytest.approx(0.05)
     for name in ("ttft", "tpot", "itl", "e2e_latency", "per_token_latency"):
         assert named(found, f"loadgen_{name}_seconds_count") == {}, name
-    assert value(found, "loadgen_requests_total", **measure, status="disconnect") == 1
+    assert series(found, "loadgen_requests_total", **measure, status="disconnect") == 1
 
 
 def test_a_second_exporter_on_the_same_registry_is_refused() -> None:
