@@ -48,6 +48,10 @@ from loadgen.workloads import DatasetError
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_RUNTIME", "EXIT_USAGE", "build_parser", "main"]
 
+_DESCRIPTION = (
+    "Open-loop load generator for OpenAI-compatible LLM servers (vLLM, DeepSpeed-MII, ...), "
+    "with a built-in simulated GPU serving engine."
+)
 _RATE_FLAGS = {
     "run": "--rate (or --arrival trace)",
     "sweep": "--rates or --rate-range",
@@ -78,7 +82,7 @@ _SIMULATE_DEFAULTS: dict[str, Any] = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The `loadgen` argument parser with all its commands."""
-    parser = Parser(prog="loadgen", description=__doc__)
+    parser = Parser(prog="loadgen", description=_DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"loadgen {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     run = commands.add_parser("run", help="one step at one request rate")
