@@ -138,6 +138,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     api = f"http://127.0.0.1:{api_port}"
     try:
         _wait_for(lambda: _ready(api), "Prometheus to start")
+        _wait_for(lambda: _ready(f"http://127.0.0.1:{sim_port}", "/health"), "the simulator")
         out = work / "results"
         sweep = [
             *loadgen, "sweep", "--base-url", f"http://127.0.0.1:{sim_port}/v1",
@@ -146,7 +147,13 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "--out", str(out), "--quiet",
         ]  # fmt: skip
         processes.append(subprocess.Popen(sweep))
-        _wait_for(lambda: _steps_done(out) == 2, "the sweep to finish", timeout_s=120)
+
+        def finished() -> bool:
+            if processes[-1].poll() not in (None, 0):
+                pytest.fail(f"the sweep exited with {processes[-1].returncode}")
+            return _steps_done(out) == 2
+
+        _wait_for(finished, "the sweep to finish", timeout_s=120)
         ended = "count(loadgen_step_end_timestamp_seconds)"
         _wait_for(lambda: _count(api, ended) == 2, "Prometheus to scrape both step ends")
         yield api
@@ -157,9 +164,9 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.wait(20)
 
 
-def _ready(api: str) -> bool:
+def _ready(root: str, path: str = "/-/ready") -> bool:
     try:
-        with urllib.request.urlopen(f"{api}/-/ready", timeout=2) as response:
+        with urllib.request.urlopen(f"{root}{path}", timeout=2) as response:
             return bool(response.status == 200)
     except OSError:
         return False

@@ -36,14 +36,15 @@ def test_a_refused_field_is_dropped_once_with_a_warning(
     summary, rows, err = run(transformers_server, tmp_path, capfd, "--endpoint", endpoint)
 
     # Generated workloads send ignore_eos; the server refuses it, so the first request fails
-    # (no retry), and every later one goes without it.
+    # (no retry), and every later one goes without it. Requests sent before that first answer
+    # came back (250 ms later at most, on a loaded machine) carry it too and fail the same way.
     failed = [row for row in rows if not row["ok"]]
-    assert [row["index"] for row in failed] == [0]
-    assert failed[0]["status"] == 422
-    assert "ignore_eos" in failed[0]["error"]
+    assert [row["index"] for row in failed] == list(range(len(failed)))
+    assert 1 <= len(failed) <= 3
+    assert all(row["status"] == 422 and "ignore_eos" in row["error"] for row in failed)
     assert err.count("refused the optional field 'ignore_eos'") == 1
     ok = [row for row in rows if row["ok"]]
-    assert len(ok) == 29
+    assert len(ok) == 30 - len(failed)
     # EOS is unreachable in the tiny model: outputs still have the asked-for length.
     assert {row["tokens_out"] for row in ok} == {OUTPUT_TOKENS}
     assert {row["tokens_source"] for row in ok} == {"server"}  # usage on the last chunk
@@ -62,6 +63,6 @@ def test_whole_responses(
     summary, rows, _ = run(transformers_server, tmp_path, capfd, "--no-stream")
 
     ok = [row for row in rows if row["ok"]]
-    assert len(ok) == 29
+    assert 27 <= len(ok) <= 29  # the first one to three carried the refused field
     assert {row["tokens_out"] for row in ok} == {OUTPUT_TOKENS}
     assert summary["steps"][0]["ttft_s"] is None
