@@ -7,6 +7,7 @@ path in LOADGEN_SERVERS_PYTHON). Without that variable the tests are skipped, so
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -138,4 +139,16 @@ def transformers_server(
         "--cb-block-size", "32", "--cb-num-blocks", "256", "--cb-max-batch-tokens", "512",
         "--host", "127.0.0.1", "--port", "{port}", str(tiny_model),
     ]  # fmt: skip
-    return start_server("transformers", argv, {}, str(tiny_model))
+    server = start_server("transformers", argv, {}, str(tiny_model))
+    _warm_up(server)
+    return server
+
+
+def _warm_up(server: Server) -> None:
+    """One small completion, so the tests do not pay for the server's first request."""
+    body = json.dumps({"model": server.model, "prompt": "warm up", "max_tokens": 2}).encode()
+    request = urllib.request.Request(
+        f"{server.base_url}/completions", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        response.read()
