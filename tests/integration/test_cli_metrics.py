@@ -9,7 +9,6 @@ gauges against summary.json. `promtool check metrics` (Debian's prometheus packa
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,17 +21,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration._helpers import read_jsonl, read_summary
 from tests.support.fake_openai import Behaviour, FakeOpenAI, ServerThread
+from tests.support.ports import free_port
 
 RATES = ("20", "40")
 NUM_REQUESTS = 30
 TRIM = 5
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _scrape_after_run(port: int, out: Path, process: subprocess.Popen[bytes]) -> str:
@@ -53,7 +46,7 @@ def _scrape_after_run(port: int, out: Path, process: subprocess.Popen[bytes]) ->
 def scraped(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """The exposition text after a two-step sweep, and the sweep's results folder."""
     out = tmp_path_factory.mktemp("metrics-run")
-    port = _free_port()
+    port = free_port()
     fake = FakeOpenAI(Behaviour(ttft_s=0.01, gap_s=0.002))
     with ServerThread(fake) as url:
         argv = [

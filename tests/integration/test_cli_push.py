@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -15,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration._helpers import read_summary, run_cli
 from tests.support.fake_openai import FakeOpenAI, ServerThread
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.skipif(
     shutil.which("prometheus-pushgateway") is None,
@@ -22,17 +22,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh Pushgateway (its own persistence file) holding one metric of another job."""
-    port = _free_port()
+    port = free_port()
     state = tmp_path_factory.mktemp("pushgateway") / "metrics.data"
     process = subprocess.Popen(
         [
@@ -97,7 +90,7 @@ def test_each_step_is_pushed_and_nothing_is_deleted(gateway: str, tmp_path: Path
 def test_an_unreachable_gateway_is_a_warning(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    closed = f"http://127.0.0.1:{_free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
     with ServerThread(FakeOpenAI()) as url:
         argv = [
             "run", "--base-url", url, "--rate", "40", "--num-requests", "20", "--trim", "2",

@@ -11,7 +11,6 @@ import importlib.util
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from prometheus_client import CollectorRegistry
 from loadgen.export.prometheus import PrometheusExporter, RunLabels
 from loadgen.sim.metrics import VllmMetrics
 from tests.integration._helpers import read_summary
+from tests.support.ports import free_port
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
 NEEDS_PROMETHEUS = pytest.mark.skipif(
@@ -92,13 +92,6 @@ def test_shipped_prometheus_config_is_valid() -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _query(api: str, expr: str) -> dict[str, Any]:
     url = f"{api}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     with urllib.request.urlopen(url, timeout=10) as response:
@@ -119,7 +112,7 @@ def _wait_for(check: Any, what: str, timeout_s: float = 60.0) -> None:
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prometheus that scraped a two-step sweep of the simulator (its API URL)."""
     work = tmp_path_factory.mktemp("prometheus")
-    sim_port, metrics_port, api_port = _free_port(), _free_port(), _free_port()
+    sim_port, metrics_port, api_port = free_port(), free_port(), free_port()
     config = work / "prometheus.yml"
     config.write_text(
         "global: {scrape_interval: 1s}\nscrape_configs:\n"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.real_servers._servers import Server
+from tests.support.ports import free_port
 
 HERE = Path(__file__).parent
 _READY_TIMEOUT_S = 240.0
@@ -58,13 +58,6 @@ def tiny_model(servers_python: Path, tmp_path_factory: pytest.TempPathFactory) -
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _wait_healthy(root: str, process: subprocess.Popen[bytes], log: Path) -> None:
     """Poll GET /health until 200; fail with the log's tail if the server dies or hangs."""
     deadline = time.monotonic() + _READY_TIMEOUT_S
@@ -89,7 +82,7 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServ
     running: list[subprocess.Popen[bytes]] = []
 
     def start(name: str, argv: list[str], env: dict[str, str], model: str) -> Server:
-        port = _free_port()
+        port = free_port()
         log = tmp_path_factory.mktemp(name) / "server.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(

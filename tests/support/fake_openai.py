@@ -13,13 +13,14 @@ import asyncio
 import contextlib
 import json
 import re
-import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
+
+from tests.support.ports import free_port
 
 Fault = Literal[
     "http_500",  # 500 with a JSON error body, before any byte of a stream
@@ -406,7 +407,4 @@ class ServerThread:
 
 def closed_port_url() -> str:
     """A loopback base URL on which nothing listens (a port just released by the OS)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
+    return f"http://127.0.0.1:{free_port()}/v1"
