@@ -6,13 +6,18 @@ import argparse
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, replace
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from loadgen import __version__
+from loadgen.cli_config import (
+    add_config_option,
+    apply_sweep_file,
+    execute_targets,
+    sweep_file_of,
+    targets_from_args,
+)
 from loadgen.cli_options import (
     EXIT_INTERRUPTED,
     EXIT_RUNTIME,
@@ -25,13 +30,17 @@ from loadgen.cli_options import (
     add_report_command,
     add_run_options,
     add_target_options,
+    announcer,
     apply_env_defaults,
+    default_out_dir,
+    fail,
     typed,
     workload_from_args,
 )
 from loadgen.cli_sim import add_engine_options, add_sim_command, serve_from_args, settings_from_args
 from loadgen.client.openai import ServerProbeError, Timeouts
 from loadgen.config import ConfigError, MetricsEndpoint, RunConfig, check_workload
+from loadgen.config_file import SweepFile
 from loadgen.core.sweep import parse_rate, parse_rate_range, parse_rates
 from loadgen.report.console import ConsoleReporter
 from loadgen.report.html import write_report
@@ -54,7 +63,7 @@ _DESCRIPTION = (
 )
 _RATE_FLAGS = {
     "run": "--rate (or --arrival trace)",
-    "sweep": "--rates or --rate-range",
+    "sweep": "--rates or --rate-range (or rates in the --config file)",
     "simulate": "--rates or --rate-range",
 }
 # What `simulate` has no flag for: no server, no HTTP, so no headers, keys or timeouts.
@@ -80,8 +89,11 @@ _SIMULATE_DEFAULTS: dict[str, Any] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The `loadgen` argument parser with all its commands."""
+def build_parser(sweep_file: SweepFile | None = None) -> argparse.ArgumentParser:
+    """The `loadgen` argument parser with all its commands; `sweep` defaults from `sweep_file`.
+
+    ConfigError when the sweep file's options do not fit `loadgen sweep`.
+    """
     parser = Parser(prog="loadgen", description=_DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"loadgen {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -97,10 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
         rates = command.add_mutually_exclusive_group()
         rates.add_argument("--rates", type=typed(parse_rates), help="e.g. 1,2,4,8,inf")
         rates.add_argument("--rate-range", type=typed(parse_rate_range), metavar="START:STOP:STEP")
+    add_config_option(sweep)
+    sweep.set_defaults(targets=[], file_rates=None)
     for command in (run, sweep):
         add_target_options(command)
         add_load_options(command)
         add_run_options(command)
+    if sweep_file is not None:
+        apply_sweep_file(sweep, sweep_file)
+    for command in (run, sweep):
         apply_env_defaults(command)
     add_output_length_options(simulate.add_argument_group("requests"))
     add_load_options(simulate)
@@ -115,7 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The RunConfig the parsed flags describe (ConfigError when inconsistent)."""
-    rates = [args.rate] if args.command == "run" else (args.rates or args.rate_range)
+    rates: list[float] | None = [args.rate] if args.command == "run" else None
+    if args.command != "run":
+        # Flags first, then LOADGEN_RATES or LOADGEN_RATE_RANGE, then the sweep file's.
+        rates = (
+            args.rates
+            or args.rate_range
+            or getattr(args, "env_rates", None)
+            or getattr(args, "file_rates", None)
+        )
     if args.arrival == "trace" and args.command != "sweep" and rates in (None, [None]):
         rates = []
     elif not rates or rates == [None]:
@@ -156,19 +181,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     )
 
 
-def _default_out_dir() -> Path:
-    return Path("results") / datetime.now().strftime("%Y%m%d-%H%M%S")
-
-
-def _fail(console: Console, code: int, message: str) -> int:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return code
-
-
 def execute(config: RunConfig, *, quiet: bool, print_json: bool) -> int:
     """Run `config` against its server, or the built-in simulator; returns the exit code."""
     console = Console(stderr=True)
-    out_dir = config.out_dir or _default_out_dir()
+    out_dir = config.out_dir or default_out_dir()
     reporter = ConsoleReporter(console, quiet=quiet)
     if config.base_url is not None:
 
@@ -177,7 +193,7 @@ def execute(config: RunConfig, *, quiet: bool, print_json: bool) -> int:
                 console.print(f"target {config.base_url}  model {model}  results {out_dir}")
 
         sweep = run_sweep(
-            config, reporter, out_dir, on_model=announce, on_metrics=_announcer(console, quiet)
+            config, reporter, out_dir, on_model=announce, on_metrics=announcer(console, quiet)
         )
         return _run(console, lambda: sweep, quiet=quiet, print_json=print_json)
     settings = SimSettings()
@@ -199,19 +215,9 @@ def execute(config: RunConfig, *, quiet: bool, print_json: bool) -> int:
             out_dir,
             label=settings.label,
             notes=notes,
-            on_metrics=_announcer(console, quiet),
+            on_metrics=announcer(console, quiet),
         )
         return _run(console, lambda: sweep, quiet=quiet, print_json=print_json)
-
-
-def _announcer(console: Console, quiet: bool) -> Callable[[str], None]:
-    """Prints where /metrics is served (unless quiet)."""
-
-    def announce(url: str) -> None:
-        if not quiet:
-            console.print(f"metrics at {url}", highlight=False)
-
-    return announce
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -224,8 +230,8 @@ def _simulate(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
         setup = resolve(settings)
     except (ConfigError, PresetError) as exc:
-        return _fail(console, EXIT_USAGE, str(exc))
-    out_dir = config.out_dir or _default_out_dir()
+        return fail(console, EXIT_USAGE, str(exc))
+    out_dir = config.out_dir or default_out_dir()
     if not args.quiet:
         console.print(f"simulating {setup.describe()} in virtual time; results {out_dir}")
     reporter = ConsoleReporter(console, quiet=args.quiet)
@@ -254,13 +260,13 @@ def _run(
     try:
         outcome = run_async(work())
     except (ConfigError, DatasetError, PresetError, ValueError) as exc:
-        return _fail(console, EXIT_USAGE, str(exc))
+        return fail(console, EXIT_USAGE, str(exc))
     except ServerProbeError as exc:
-        return _fail(console, EXIT_RUNTIME, str(exc))
+        return fail(console, EXIT_RUNTIME, str(exc))
     except OSError as exc:
-        return _fail(console, EXIT_RUNTIME, f"{exc.strerror or exc}: {exc.filename or ''}")
+        return fail(console, EXIT_RUNTIME, f"{exc.strerror or exc}: {exc.filename or ''}")
     except KeyboardInterrupt:
-        return _fail(console, EXIT_INTERRUPTED, "interrupted before the first step started")
+        return fail(console, EXIT_INTERRUPTED, "interrupted before the first step started")
     _finish(console, outcome, quiet=quiet, print_json=print_json)
     return EXIT_INTERRUPTED if outcome.interrupted else 0
 
@@ -287,9 +293,9 @@ def _describe(args: argparse.Namespace) -> int:
             raise ConfigError("--num-requests must be >= 1")
         text = describe_workload(spec, args.num_requests, args.seed, args.plot, as_json=args.json)
     except (ConfigError, DatasetError, ValueError) as exc:
-        return _fail(console, EXIT_USAGE, str(exc))
+        return fail(console, EXIT_USAGE, str(exc))
     except (OSError, RuntimeError) as exc:
-        return _fail(console, EXIT_RUNTIME, str(exc))
+        return fail(console, EXIT_RUNTIME, str(exc))
     sys.stdout.write(text)
     return 0
 
@@ -300,19 +306,23 @@ def _report(args: argparse.Namespace) -> int:
     try:
         runs = [load_results(path) for path in args.dirs]
     except ResultsError as exc:
-        return _fail(console, EXIT_USAGE, str(exc))
+        return fail(console, EXIT_USAGE, str(exc))
     out = args.out or args.dirs[0] / "report.html"
     try:
         write_report(runs, out)
     except OSError as exc:
-        return _fail(console, EXIT_RUNTIME, f"{out}: cannot write ({exc.strerror or exc})")
+        return fail(console, EXIT_RUNTIME, f"{out}: cannot write ({exc.strerror or exc})")
     console.print(f"report: {out}", highlight=False)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `loadgen` command."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        parser = build_parser(sweep_file_of(argv))
+    except ConfigError as exc:
+        return fail(Console(stderr=True), EXIT_USAGE, str(exc))
     args = parser.parse_args(argv)
     if args.command == "dataset":
         return _describe(args)
@@ -323,9 +333,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "report":
         return _report(args)
     try:
+        if args.command == "sweep" and args.targets:
+            targets = targets_from_args(args, config_from_args)
+            return execute_targets(targets, quiet=args.quiet, print_json=args.json)
         config = config_from_args(args)
     except ConfigError as exc:
-        return _fail(Console(stderr=True), EXIT_USAGE, str(exc))
+        return fail(Console(stderr=True), EXIT_USAGE, str(exc))
     return execute(config, quiet=args.quiet, print_json=args.json)
 
 

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
+from rich.console import Console
 
 from loadgen.client.openai import Timeouts
-from loadgen.config import DATASET_FORMATS, WorkloadConfig
+from loadgen.config import DATASET_FORMATS, ConfigError, WorkloadConfig
 from loadgen.core.arrivals import ARRIVAL_KINDS
 from loadgen.core.stats import parse_slos
 from loadgen.workloads.templates import PROMPT_TEMPLATES
 
+# The options of a sweep's rates, which exclude each other.
+RATE_DESTS = ("rates", "rate_range")
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -25,6 +30,27 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
         """Print one line and exit 2, with the usage hint argparse would show."""
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def fail(console: Console, code: int, message: str) -> int:
+    """Print `message` as one error line; returns the exit `code`."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return code
+
+
+def default_out_dir() -> Path:
+    """results/<local time>/, where a run writes unless given --out."""
+    return Path("results") / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def announcer(console: Console, quiet: bool) -> Callable[[str], None]:
+    """Prints where /metrics is served (unless quiet)."""
+
+    def announce(url: str) -> None:
+        if not quiet:
+            console.print(f"metrics at {url}", highlight=False)
+
+    return announce
 
 
 def typed(parse: Any) -> Any:
@@ -235,13 +261,31 @@ def add_dataset_command(commands: Any) -> None:
 
 
 def apply_env_defaults(parser: argparse.ArgumentParser) -> None:
-    """Let LOADGEN_<OPTION> set any single-valued option's default (flags still win)."""
+    """Let LOADGEN_<OPTION> set any single-valued option's default (flags still win).
+
+    ConfigError for a bad LOADGEN_RATES or LOADGEN_RATE_RANGE, or both.
+    """
+    env_rates = None
     for action in parser._actions:
-        env = os.environ.get(f"LOADGEN_{action.dest.upper()}")
+        name = f"LOADGEN_{action.dest.upper()}"
+        env = os.environ.get(name)
         repeatable = isinstance(action, argparse._AppendAction)
-        if env is not None and action.option_strings and action.nargs != 0 and not repeatable:
-            action.default = env
-            action.required = False
+        if env is None or not action.option_strings or action.nargs == 0 or repeatable:
+            continue
+        if action.dest in RATE_DESTS:
+            # Kept apart, as --rates and --rate-range exclude each other: a variable for one
+            # must not shadow the other's flag. config_from_args looks here after the flags.
+            if env_rates is not None:
+                raise ConfigError("LOADGEN_RATES and LOADGEN_RATE_RANGE exclude each other")
+            try:
+                env_rates = cast(Callable[[str], Any], action.type)(env)
+            except (argparse.ArgumentTypeError, ValueError) as exc:
+                raise ConfigError(f"{name}: {exc}") from None
+            continue
+        action.default = env
+        action.required = False
+    if env_rates is not None:
+        parser.set_defaults(env_rates=env_rates)
 
 
 def workload_from_args(

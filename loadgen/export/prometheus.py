@@ -66,15 +66,26 @@ class PrometheusExporter(RunObserver):
         wall_clock_s: Callable[[], float] = time.time,
         monotonic_ns: Callable[[], int] = time.perf_counter_ns,
     ) -> None:
-        self._run = (labels.target, labels.model, labels.scenario)
         self._wall_clock_s = wall_clock_s
         self._monotonic_ns = monotonic_ns
-        self._step: tuple[str, ...] = (*self._run, "")
         self._lateness_s: deque[float] = deque(maxlen=_RECENT_SENDS)
         self._send_ns: deque[int] = deque(maxlen=_RECENT_SENDS)
-        self._register(registry, labels)
+        self._register(registry)
+        self._run = (labels.target, labels.model, labels.scenario)
+        self._step: tuple[str, ...] = (*self._run, "")
+        self._run_info.labels(labels.run_id, *self._run, __version__).set(1)
 
-    def _register(self, registry: CollectorRegistry, labels: RunLabels) -> None:
+    def start_run(self, labels: RunLabels) -> None:
+        """Label what follows with `labels` (the next target of a run on the same registry)."""
+        self.in_flight.labels(*self._run).set(0)
+        self.achieved_rate.labels(*self._run).set(0)
+        self._lateness_s.clear()
+        self._send_ns.clear()
+        self._run = (labels.target, labels.model, labels.scenario)
+        self._step = (*self._run, "")
+        self._run_info.labels(labels.run_id, *self._run, __version__).set(1)
+
+    def _register(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
             "loadgen_requests", "Requests ended, by status (ok or error kind).",
             (*REQUEST_LABELS, "status"), registry=registry,
@@ -96,9 +107,9 @@ class PrometheusExporter(RunObserver):
         }
         for histogram in self.histograms.values():
             registry.register(histogram)
-        self._register_gauges(registry, labels)
+        self._register_gauges(registry)
 
-    def _register_gauges(self, registry: CollectorRegistry, labels: RunLabels) -> None:
+    def _register_gauges(self, registry: CollectorRegistry) -> None:
         def gauge(name: str, text: str, names: tuple[str, ...] = RUN_LABELS) -> Gauge:
             return Gauge(name, text, names, registry=registry)
 
@@ -136,8 +147,7 @@ class PrometheusExporter(RunObserver):
             for name in STEP_DISTRIBUTIONS
         }
         info = ("run_id", *RUN_LABELS, "version")
-        run_info = gauge("loadgen_run_info", "The run's identity; always 1.", info)
-        run_info.labels(labels.run_id, *self._run, __version__).set(1)
+        self._run_info = gauge("loadgen_run_info", "The run's identity; always 1.", info)
 
     def on_step_start(self, progress: StepProgress) -> None:
         """Set the step's target rate and start time."""

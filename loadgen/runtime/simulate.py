@@ -78,4 +78,6 @@ async def run_simulation(
             await run_steps(config, plan, runner, observer, writer, stop, label)
     finally:
         observer.on_run_end()
-    return SweepOutcome(tuple(writer.steps), out_dir, setup.model.name, stop.stop_sending.is_set())
+    return SweepOutcome(
+        tuple(writer.steps), out_dir, setup.model.name, stop.stop_sending.is_set(), label
+    )

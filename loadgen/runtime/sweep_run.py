@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter_ns
@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
-from prometheus_client import CollectorRegistry
 
 from loadgen.client.openai import OpenAIClient, ServerProbeError
 from loadgen.config import ConfigError, RunConfig
@@ -23,11 +22,10 @@ from loadgen.core.records import RequestSpec, StepSummary
 from loadgen.core.stats import summarize_step
 from loadgen.core.sweep import fixed_rates
 from loadgen.export.files import ResultsWriter
-from loadgen.export.prometheus import PrometheusExporter, RunLabels
-from loadgen.export.push import PushOnStepEnd
+from loadgen.export.prometheus import RunLabels
 from loadgen.report.sweep_plot import write_sweep_plot
-from loadgen.runtime.events import Observers, RunObserver, StepProgress
-from loadgen.runtime.metrics_server import serving_metrics
+from loadgen.runtime.events import RunObserver, StepProgress
+from loadgen.runtime.metrics_server import LiveMetrics, live_metrics
 from loadgen.runtime.pacer import make_pacer
 from loadgen.runtime.runner import StepResult, StepRunner, StopSignal
 from loadgen.runtime.workload import build_workload, shape_prompts, token_counter, workload_rng
@@ -61,6 +59,7 @@ class SweepOutcome:
     out_dir: Path
     model: str
     interrupted: bool
+    label: str
 
 
 async def resolve_model(client: OpenAIClient, model: str | None) -> str:
@@ -113,10 +112,38 @@ async def run_sweep(
     host:port); `notes` are added to the configuration written to summary.json; `on_metrics`
     gets the URL of `/metrics` when the run serves it.
     """
+    stop = stop or StopSignal()
+    with stop_on_signals(stop):
+        async with live_metrics(
+            config.metrics, config.pushgateway, out_dir.name, on_metrics
+        ) as metrics:
+            return await sweep_target(
+                config,
+                observer,
+                out_dir,
+                stop,
+                metrics,
+                on_model=on_model,
+                label=label,
+                notes=notes,
+            )
+
+
+async def sweep_target(
+    config: RunConfig,
+    observer: RunObserver,
+    out_dir: Path,
+    stop: StopSignal,
+    metrics: LiveMetrics | None,
+    *,
+    on_model: Callable[[str], None] | None = None,
+    label: str | None = None,
+    notes: Mapping[str, Any] | None = None,
+) -> SweepOutcome:
+    """One target's sweep (see run_sweep), reporting to `metrics` when given."""
     if config.base_url is None:
         raise ConfigError("a sweep needs the server's --base-url")
     plan = plan_arrivals(config)
-    stop = stop or StopSignal()
     client = OpenAIClient(
         config.base_url,
         config.request_options(""),
@@ -142,15 +169,15 @@ async def run_sweep(
             drain_timeout_s=config.drain_timeout_s,
         )
         target = label or f"{model} @ {urlsplit(config.base_url).netloc}"
-        labels = RunLabels(out_dir.name, target, model, scenario_label(config))
+        if metrics is not None:
+            labels = RunLabels(metrics.run_id, target, model, scenario_label(config))
+            runner.observer = metrics.watch(labels, runner.observer)
         try:
-            with stop_on_signals(stop):
-                async with _served_metrics(config, labels, runner, on_metrics) as observers:
-                    await run_steps(config, plan, runner, observers, writer, stop, target)
+            await run_steps(config, plan, runner, runner.observer, writer, stop, target)
         finally:
             pacer.close()
             observer.on_run_end()
-    return SweepOutcome(tuple(writer.steps), out_dir, model, stop.stop_sending.is_set())
+    return SweepOutcome(tuple(writer.steps), out_dir, model, stop.stop_sending.is_set(), target)
 
 
 def scenario_label(config: RunConfig) -> str:
@@ -158,33 +185,6 @@ def scenario_label(config: RunConfig) -> str:
     if config.trace is not None:
         return f"trace:{Path(config.trace).name}"
     return Path(config.workload.dataset).name
-
-
-@contextlib.asynccontextmanager
-async def _served_metrics(
-    config: RunConfig,
-    labels: RunLabels,
-    runner: StepRunner,
-    on_metrics: Callable[[str], None] | None,
-) -> AsyncIterator[RunObserver]:
-    """The runner's observer, joined by an exporter when metrics are served or pushed."""
-    if config.metrics is None and config.pushgateway is None:
-        yield runner.observer
-        return
-    registry = CollectorRegistry()
-    exporter = PrometheusExporter(registry, labels)
-    observers: list[RunObserver] = [runner.observer, exporter]
-    if config.pushgateway is not None:
-        warn = runner.observer.on_warning
-        observers.append(PushOnStepEnd(registry, config.pushgateway, labels.run_id, warn))
-    runner.observer = Observers(*observers)
-    if config.metrics is None:
-        yield runner.observer
-        return
-    async with serving_metrics(registry, exporter, config.metrics) as port:
-        if on_metrics is not None:
-            on_metrics(f"http://{config.metrics.host}:{port}/metrics")
-        yield runner.observer
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +258,7 @@ async def run_steps(
             duration_s=result.duration_s,
         )
         writer.write_step(summary, result.records, progress.t_start_ns)
-        write_sweep_plot(writer.out_dir / "sweep.png", {label: writer.steps}, _plot_title(config))
+        write_sweep_plot(writer.out_dir / "sweep.png", {label: writer.steps}, plot_title(config))
         observer.on_step_end(progress, summary, result.records)
         try:
             rate_rps = policy.send(summary)
@@ -267,7 +267,7 @@ async def run_steps(
         step += 1
 
 
-def _plot_title(config: RunConfig) -> str:
+def plot_title(config: RunConfig) -> str:
     """What the sweep sent: dataset, arrival process and step size."""
     return (
         f"{config.workload.dataset} workload, {config.arrival} arrivals, "

@@ -3,7 +3,8 @@
 The Compose file is validated against the Compose specification's JSON schema
 (check-jsonschema's vendored copy, offline); images are pinned; GPU services reserve GPUs;
 every mounted path exists; Prometheus scrapes services that exist, on the ports they serve;
-the commands the containers run exist; hadolint lints the Dockerfiles.
+the commands the containers run exist, and so do the sweep files they read, whose targets are
+compose services; hadolint lints the Dockerfiles.
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
+from loadgen.cli import build_parser, config_from_args
+from loadgen.cli_config import sweep_file_of, targets_from_args
+from loadgen.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -108,7 +114,10 @@ def test_prometheus_scrapes_services_that_exist_on_their_ports() -> None:
     assert "../dashboards/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus["volumes"]
 
 
-@pytest.mark.parametrize("name", ["sim", "loadgen", "loadgen-vllm", "loadgen-mii"])
+LOADGEN_SERVICES = ["sim", "loadgen", "loadgen-gpu", "loadgen-staging"]
+
+
+@pytest.mark.parametrize("name", LOADGEN_SERVICES)
 def test_loadgen_container_commands_exist(name: str) -> None:
     dockerfile = (DOCKER / "loadgen.Dockerfile").read_text()
     assert 'ENTRYPOINT ["loadgen"]' in dockerfile
@@ -119,6 +128,47 @@ def test_loadgen_container_commands_exist(name: str) -> None:
     assert done.returncode == 0, done.stderr
     for flag in (part for part in command if part.startswith("--")):
         assert flag in done.stdout, f"`loadgen {command[0]}` has no {flag}"
+
+
+def _mounted_file(service: dict[str, Any], container_path: str) -> Path:
+    """The repo file behind `container_path` in `service`'s bind mounts."""
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith(".") and container_path.startswith(target + "/"):
+            return DOCKER / source / container_path[len(target) + 1 :]
+    raise AssertionError(f"{container_path} is not mounted from the repo")
+
+
+def _sweep_targets(service: dict[str, Any]) -> list[tuple[str, RunConfig]]:
+    """The targets of the sweep file a loadgen service runs, parsed as the CLI would."""
+    command = [str(part) for part in service["command"]]
+    sweep_file = _mounted_file(service, command[command.index("--config") + 1])
+    argv = ["sweep", "--config", str(sweep_file)]
+    args = build_parser(sweep_file_of(argv)).parse_args(argv)
+    return targets_from_args(args, config_from_args)
+
+
+def test_gpu_sweep_file_compares_vllm_and_mii_served_by_compose() -> None:
+    known = services()
+    targets = _sweep_targets(known["loadgen-gpu"])
+    assert [name for name, _ in targets] == ["vllm", "mii"]
+    for name, config in targets:
+        url = urlsplit(config.base_url or "")
+        assert url.hostname in known, f"{name}: {url.hostname} is not a compose service"
+        assert str(url.port) in _served_ports(known[url.hostname]), name
+        # MII cannot force lengths, so neither may: both end at EOS, decoding greedily.
+        assert (config.ignore_eos, config.top_k) == (False, 1), name
+    assert set(known["loadgen-gpu"]["depends_on"]) == {"vllm", "mii"}
+
+
+def test_staging_sweep_file_gets_its_api_key_by_name_only() -> None:
+    service = services()["loadgen-staging"]
+    targets = _sweep_targets(service)
+    assert len(targets) >= 2
+    key_vars = {config.api_key_env for _, config in targets}
+    assert key_vars == {"STAGING_API_KEY"}
+    assert service["environment"]["STAGING_API_KEY"] == "${STAGING_API_KEY:-}"
+    assert all((config.base_url or "").startswith("https://") for _, config in targets)
 
 
 def test_mii_container_command_exists() -> None:

@@ -342,6 +342,34 @@ def test_failed_request_with_a_partial_stream_adds_to_queue_only() -> None:
     assert series(found, "loadgen_requests_total", **measure, status="disconnect") == 1
 
 
+def test_start_run_labels_the_next_target_and_rests_the_last() -> None:
+    step = Step()
+    for i, at_ms in enumerate((0, 500, 1000)):
+        step.ns = T0 + at_ms * MS
+        step.send(i, 0)
+    step.exporter.refresh()
+    assert series(step.samples(), "loadgen_achieved_rate_rps", **RUN) == pytest.approx(2.0)
+    step.exporter.start_run(RunLabels("run1", "other", "m2", "s2s"))
+    step.exporter.on_step_start(StepProgress(0, 8.0, 10, 2, t_start_ns=T0))
+    step.ns = T0 + 1_100 * MS
+    step.send(0, 0)
+    step.exporter.on_request_done(step.progress, RECORDS[0])
+    step.exporter.refresh()
+    found = step.samples()
+    other = {"target": "other", "model": "m2", "scenario": "s2s"}
+    # The first target's sends do not count towards the second's rate; it rests at 0.
+    assert series(found, "loadgen_achieved_rate_rps", **RUN) == 0
+    assert series(found, "loadgen_in_flight_requests", **RUN) == 0
+    assert series(found, "loadgen_achieved_rate_rps", **other) == 0  # one send: no rate yet
+    assert series(found, "loadgen_target_rate_rps", **other) == 8
+    assert series(found, "loadgen_target_rate_rps", **RUN) == 4
+    ok = {**other, "rate": "8", "phase": "warmup", "status": "ok"}
+    assert series(found, "loadgen_requests_total", **ok) == 1
+    info = {"run_id": "run1", "version": __version__}
+    assert series(found, "loadgen_run_info", **RUN, **info) == 1
+    assert series(found, "loadgen_run_info", **other, **info) == 1
+
+
 def test_a_second_exporter_on_the_same_registry_is_refused() -> None:
     step = Step()
     with pytest.raises(ValueError, match="Duplicated timeseries"):
