@@ -132,15 +132,12 @@ def build_parser(sweep_file: SweepFile | None = None) -> argparse.ArgumentParser
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The RunConfig the parsed flags describe (ConfigError when inconsistent)."""
-    rates: list[float] | None = [args.rate] if args.command == "run" else None
-    if args.command != "run":
-        # Flags first, then LOADGEN_RATES or LOADGEN_RATE_RANGE, then the sweep file's.
-        rates = (
-            args.rates
-            or args.rate_range
-            or getattr(args, "env_rates", None)
-            or getattr(args, "file_rates", None)
-        )
+    rates: list[float] | None
+    if args.command == "run":
+        rates = [args.rate]
+    else:  # flags first, then LOADGEN_RATES or LOADGEN_RATE_RANGE, then the sweep file's
+        rates = args.rates or args.rate_range or getattr(args, "env_rates", None)
+        rates = rates or getattr(args, "file_rates", None)
     if args.arrival == "trace" and args.command != "sweep" and rates in (None, [None]):
         rates = []
     elif not rates or rates == [None]:

@@ -71,9 +71,7 @@ class PrometheusExporter(RunObserver):
         self._lateness_s: deque[float] = deque(maxlen=_RECENT_SENDS)
         self._send_ns: deque[int] = deque(maxlen=_RECENT_SENDS)
         self._register(registry)
-        self._run = (labels.target, labels.model, labels.scenario)
-        self._step: tuple[str, ...] = (*self._run, "")
-        self._run_info.labels(labels.run_id, *self._run, __version__).set(1)
+        self._label(labels)
 
     def start_run(self, labels: RunLabels) -> None:
         """Label what follows with `labels` (the next target of a run on the same registry)."""
@@ -81,8 +79,11 @@ class PrometheusExporter(RunObserver):
         self.achieved_rate.labels(*self._run).set(0)
         self._lateness_s.clear()
         self._send_ns.clear()
+        self._label(labels)
+
+    def _label(self, labels: RunLabels) -> None:
         self._run = (labels.target, labels.model, labels.scenario)
-        self._step = (*self._run, "")
+        self._step: tuple[str, ...] = (*self._run, "")
         self._run_info.labels(labels.run_id, *self._run, __version__).set(1)
 
     def _register(self, registry: CollectorRegistry) -> None:
