@@ -44,7 +44,7 @@ from loadgen.config_file import SweepFile
 from loadgen.core.sweep import parse_rate, parse_rate_range, parse_rates
 from loadgen.report.console import ConsoleReporter
 from loadgen.report.html import write_report
-from loadgen.report.results import ResultsError, load_results
+from loadgen.report.results import ResultsError, load_results, results_folders
 from loadgen.runtime.describe import describe_workload
 from loadgen.runtime.loop import run_async
 from loadgen.runtime.simulate import run_simulation
@@ -301,7 +301,7 @@ def _report(args: argparse.Namespace) -> int:
     """Run `loadgen report`; returns the exit code."""
     console = Console(stderr=True)
     try:
-        runs = [load_results(path) for path in args.dirs]
+        runs = [load_results(path) for path in results_folders(args.dirs)]
     except ResultsError as exc:
         return fail(console, EXIT_USAGE, str(exc))
     out = args.out or args.dirs[0] / "report.html"

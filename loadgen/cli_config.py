@@ -252,5 +252,4 @@ def _print_done(console: Console, outcome: TargetsOutcome, out_dir: Path) -> Non
     if (out_dir / "sweep.png").exists():
         console.print(f"sweep plot of all targets: {out_dir / 'sweep.png'}", highlight=False)
     if outcome.swept:
-        folders = " ".join(str(done.out_dir) for done in outcome.swept)
-        console.print(f"compare them: loadgen report {folders}", highlight=False)
+        console.print(f"compare them: loadgen report {out_dir}", highlight=False)

@@ -310,7 +310,13 @@ def workload_from_args(
 def add_report_command(commands: Any) -> None:
     """`loadgen report DIR...`: report.html from results folders."""
     report = commands.add_parser("report", help="report.html from one or more results folders")
-    report.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="results folders")
+    report.add_argument(
+        "dirs",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="results folders (a sweep file's --out folder stands for all its targets)",
+    )
     report.add_argument(
         "--out", type=Path, metavar="FILE", help="where to write (default DIR/report.html)"
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,9 @@ class RunResults:
 
     @property
     def label(self) -> str:
-        """The target's name: the simulator's label, else "model @ host:port"."""
+        """The target's name: its sweep file name, the simulator's label, or "model @ host:port"."""
+        if self.config.get("target"):
+            return str(self.config["target"])
         simulator = self.config.get("simulator")
         if isinstance(simulator, Mapping) and "label" in simulator:
             return str(simulator["label"])
@@ -76,6 +78,18 @@ def summary_from_dict(data: Mapping[str, Any]) -> StepSummary:
         tokens_source=data["tokens_source"],
         duration_s=data["duration_s"],
     )
+
+
+def results_folders(paths: Sequence[Path]) -> list[Path]:
+    """`paths`, each folder without summary.json replaced by its subfolders that have one.
+
+    So the folder of a sweep file's run (one subfolder per target) stands for all its targets.
+    """
+    found: list[Path] = []
+    for path in paths:
+        targets = [] if (path / "summary.json").exists() else sorted(path.glob("*/summary.json"))
+        found += [summary.parent for summary in targets] or [path]
+    return found
 
 
 def load_results(path: Path) -> RunResults:

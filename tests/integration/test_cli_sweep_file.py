@@ -3,11 +3,13 @@
 Two fake servers and one closed port are the targets of a sweep file. The run sweeps each
 reachable one in turn with the same load and its own request options, reports the unreachable
 one and exits 1, serves one `/metrics` labelled by target throughout, and never writes or
-prints the API key. A SIGINT during the first target ends the whole run.
+prints the API key; `loadgen report` of the run's folder covers every target. A SIGINT during
+the first target ends the whole run.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import signal
 import subprocess
@@ -84,6 +86,11 @@ def test_targets_are_swept_in_turn_with_their_own_options(
         assert len(fake.seen.requests) == 2 * NUM_REQUESTS
         assert {incoming.endpoint for incoming in fake.seen.requests} == {endpoint}
         assert (out / name / "summary.json").read_text().count(key) == 0
+
+    # The run's folder stands for its targets in `loadgen report`, each under its name.
+    assert run_cli(["report", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert re.findall(r"<h2>([^<]*)</h2>", page) == ["Sweep", "chat", "plain"]
 
     chat_headers = chat.seen.requests[0].headers
     assert chat_headers["Authorization"] == f"Bearer {key}"

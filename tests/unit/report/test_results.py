@@ -11,7 +11,7 @@ import pytest
 from loadgen.core.records import RequestRecord
 from loadgen.core.stats import summarize_step
 from loadgen.export.files import ResultsWriter
-from loadgen.report.results import ResultsError, load_results
+from loadgen.report.results import ResultsError, load_results, results_folders
 
 MS = 1_000_000
 
@@ -89,3 +89,31 @@ def test_json_written_for_infinity_is_read_as_infinity(tmp_path: Path) -> None:
         == "inf"
     )
     assert load_results(tmp_path).steps[0].target_rate_rps == math.inf
+
+
+def test_a_folder_without_summary_stands_for_its_targets(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    for name in ("mii", "vllm"):
+        (run / name).mkdir(parents=True)
+        (run / name / "summary.json").write_text("{}")
+    (run / "notes").mkdir()  # no summary.json: not a target
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "summary.json").write_text("{}")
+    (single / "inner").mkdir()
+    (single / "inner" / "summary.json").write_text("{}")
+    empty = tmp_path / "empty"
+    found = results_folders([run, single, empty])
+    assert found == [run / "mii", run / "vllm", single, empty]
+
+
+def test_a_sweep_file_target_is_labelled_by_its_name(tmp_path: Path) -> None:
+    writer = ResultsWriter(
+        tmp_path, {"base_url": "http://h:8000/v1", "model": "m", "target": "staging"}
+    )
+    summary = summarize_step(
+        records(), step=0, target_rate_rps=4.0, num_sent=11, trim=0,
+        slos={}, interrupted=False, duration_s=1.5,
+    )  # fmt: skip
+    writer.write_step(summary, records(), 0)
+    assert load_results(tmp_path).label == "staging"
