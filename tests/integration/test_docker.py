@@ -17,12 +17,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import pytest
 import yaml
 
-from loadgen.cli import build_parser, config_from_args
+from loadgen.cli import build_parser, config_from_args, main
 from loadgen.cli_config import sweep_file_of, targets_from_args
 from loadgen.config import RunConfig
+from loadgen.sim.embedded import EmbeddedSim
+from loadgen.sim.server import ServeOptions
+from loadgen.sim.settings import SimSettings, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -159,6 +163,28 @@ def test_gpu_sweep_file_compares_vllm_and_mii_served_by_compose() -> None:
         # MII cannot force lengths, so neither may: both end at EOS, decoding greedily.
         assert (config.ignore_eos, config.top_k) == (False, 1), name
     assert set(known["loadgen-gpu"]["depends_on"]) == {"vllm", "mii"}
+
+
+def test_gpu_sweep_file_runs_against_simulated_vllm_and_mii(tmp_path: Path) -> None:
+    """gpu.toml's request options, sent to the simulator in each server's flavor, all succeed."""
+    text = (DOCKER / "sweeps" / "gpu.toml").read_text()
+    setup = resolve(SimSettings(gpu="h100"))
+    with (
+        EmbeddedSim(setup, ServeOptions(flavor="vllm")) as vllm,
+        EmbeddedSim(setup, ServeOptions(flavor="mii", eos_mean_tokens=16)) as mii,
+    ):
+        local = text.replace("http://vllm:8000/v1", vllm.base_url)
+        local = local.replace("http://mii:8001/v1", mii.base_url)
+        assert local.count("http://127.0.0.1:") == 2
+        sweep_file = tmp_path / "gpu.toml"
+        sweep_file.write_text(local)
+        out = tmp_path / "out"
+        argv = ["sweep", "--config", str(sweep_file), "--rates", "20", "--num-requests", "60"]
+        assert main([*argv, "--trim", "5", "--output-len", "8", "--out", str(out), "--quiet"]) == 0
+    for name, tokens_source in (("vllm", "server"), ("mii", "estimate")):
+        (step,) = orjson.loads((out / name / "summary.json").read_bytes())["steps"]
+        assert (step["num_ok"], step["num_errors"]) == (50, 0), name
+        assert step["tokens_source"] == tokens_source, name
 
 
 def test_staging_sweep_file_gets_its_api_key_by_name_only() -> None:
