@@ -33,6 +33,7 @@ from loadgen.cli_options import (
     announcer,
     apply_env_defaults,
     default_out_dir,
+    error_text,
     fail,
     typed,
     workload_from_args,
@@ -261,7 +262,7 @@ def _run(
     except ServerProbeError as exc:
         return fail(console, EXIT_RUNTIME, str(exc))
     except OSError as exc:
-        return fail(console, EXIT_RUNTIME, f"{exc.strerror or exc}: {exc.filename or ''}")
+        return fail(console, EXIT_RUNTIME, error_text(exc))
     except KeyboardInterrupt:
         return fail(console, EXIT_INTERRUPTED, "interrupted before the first step started")
     _finish(console, outcome, quiet=quiet, print_json=print_json)

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from rich.console import Console
@@ -24,6 +24,7 @@ from loadgen.cli_options import (
     RATE_DESTS,
     announcer,
     default_out_dir,
+    error_text,
     fail,
 )
 from loadgen.config import ConfigError, RunConfig
@@ -150,7 +151,7 @@ def _mapping_value(action: argparse.Action, raw: dict[str, Any], where: str) -> 
 
 
 def _typed(action: argparse.Action, text: str, where: str) -> Any:
-    convert: Callable[[str], Any] | None = action.type  # type: ignore[assignment]
+    convert = cast(Callable[[str], Any] | None, action.type)
     try:
         value = text if convert is None else convert(text)
     except (argparse.ArgumentTypeError, ValueError) as exc:
@@ -176,7 +177,7 @@ def targets_from_args(
         # Headers and body fields add to the common ones; a target's own win (header names
         # compared without case, as HTTP does).
         own_headers = values.get("header", [])
-        own_names = {name.lower() for name, _ in own_headers}
+        own_names = {header_name.lower() for header_name, _ in own_headers}
         common = [header for header in args.header if header[0].lower() not in own_names]
         target_args.header = [*common, *own_headers]
         target_args.extra_body = {**args.extra_body, **values.get("extra_body", {})}
@@ -218,11 +219,11 @@ def execute_targets(
     try:
         outcome = run_async(sweeps)
     except OSError as exc:
-        return fail(console, EXIT_RUNTIME, f"{exc.strerror or exc}: {exc.filename or ''}")
+        return fail(console, EXIT_RUNTIME, error_text(exc))
     except KeyboardInterrupt:
         return fail(console, EXIT_INTERRUPTED, "interrupted before the first step started")
     for failure in outcome.failures:
-        fail(console, EXIT_RUNTIME, f"target {failure.name}: {failure.message}")
+        fail(console, EXIT_RUNTIME, f"target {failure.name}: {error_text(failure.error)}")
     if print_json:
         sys.stdout.write(_summaries_json(outcome))
     if not quiet:

@@ -38,6 +38,13 @@ def fail(console: Console, code: int, message: str) -> int:
     return code
 
 
+def error_text(exc: Exception) -> str:
+    """One line on what went wrong: an OSError's reason and file, else the message."""
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}: {exc.filename or ''}"
+    return str(exc)
+
+
 def default_out_dir() -> Path:
     """results/<local time>/, where a run writes unless given --out."""
     return Path("results") / datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -25,7 +25,7 @@ class TargetFailure:
     """A target that could not be swept, and why."""
 
     name: str
-    message: str
+    error: Exception
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,7 @@ async def run_targets(
                         notes={"target": name},
                     )
                 except (ConfigError, DatasetError, ServerProbeError, OSError) as exc:
-                    failures.append(TargetFailure(name, _reason(exc)))
+                    failures.append(TargetFailure(name, exc))
                     continue
                 swept.append(outcome)
                 series = {done.label: done.steps for done in swept}
@@ -83,9 +83,3 @@ async def run_targets(
 
 def _named(on_model: Callable[[str, str], None], name: str) -> Callable[[str], None]:
     return lambda model: on_model(name, model)
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, OSError):
-        return f"{exc.strerror or exc}: {exc.filename or ''}"
-    return str(exc)
