@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from loadgen.cli import main
 
@@ -45,3 +49,27 @@ def write_tagged_dataset(path: Path, count: int, max_tokens: int) -> Path:
     ]
     path.write_bytes(b"\n".join(rows) + b"\n")
     return path
+
+
+def scrape_when_written(
+    port: int,
+    folders: Sequence[Path],
+    num_steps: int,
+    process: subprocess.Popen[bytes],
+    timeout_s: float,
+) -> str:
+    """/metrics at `port` once every folder's summary.json holds `num_steps` steps.
+
+    The run lingers after its last step, still serving; a `process` that exits first fails.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        summaries = [folder / "summary.json" for folder in folders]
+        if all(path.exists() and len(read_summary(path.parent)["steps"]) == num_steps
+               for path in summaries):  # fmt: skip
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+                return str(resp.read().decode())
+        if process.poll() is not None:
+            pytest.fail(f"loadgen exited early with {process.returncode}")
+        time.sleep(0.05)
+    pytest.fail(f"the run did not write its steps in {timeout_s:g} s")

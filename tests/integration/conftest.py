@@ -1,15 +1,5 @@
 """Fixtures shared by the integration tests."""
 
-from __future__ import annotations
+from tests.support.env import clean_env
 
-import os
-
-import pytest
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No LOADGEN_* variable of the caller's shell changes a CLI default under test."""
-    for name in list(os.environ):
-        if name.startswith("LOADGEN_"):
-            monkeypatch.delenv(name)
+__all__ = ["clean_env"]

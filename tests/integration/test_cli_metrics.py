@@ -11,35 +11,19 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration._helpers import read_jsonl, read_summary
+from tests.integration._helpers import read_jsonl, read_summary, scrape_when_written
 from tests.support.fake_openai import Behaviour, FakeOpenAI, ServerThread
 from tests.support.ports import free_port
 
 RATES = ("20", "40")
 NUM_REQUESTS = 30
 TRIM = 5
-
-
-def _scrape_after_run(port: int, out: Path, process: subprocess.Popen[bytes]) -> str:
-    """/metrics once both steps are written (the run lingers, still serving)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        summary = out / "summary.json"
-        if summary.exists() and len(read_summary(out)["steps"]) == len(RATES):
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-                return str(resp.read().decode())
-        if process.poll() is not None:
-            pytest.fail(f"loadgen exited early with {process.returncode}")
-        time.sleep(0.05)
-    pytest.fail("the sweep did not finish in 60 s")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +41,7 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
         ]  # fmt: skip
         process = subprocess.Popen(argv)
         try:
-            text = _scrape_after_run(port, out, process)
+            text = scrape_when_written(port, [out], len(RATES), process, timeout_s=60)
         finally:
             process.terminate()
             process.wait(10)

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration._helpers import read_jsonl, read_summary, run_cli
+from tests.integration._helpers import read_jsonl, read_summary, run_cli, scrape_when_written
 from tests.support.fake_openai import Behaviour, FakeOpenAI, ServerThread, closed_port_url
 from tests.support.ports import free_port
 
@@ -101,20 +100,6 @@ def test_targets_are_swept_in_turn_with_their_own_options(
     assert "X-Own" not in plain_headers
 
 
-def _metrics_when_done(port: int, out: Path, process: subprocess.Popen[bytes]) -> str:
-    """/metrics once both targets have written both steps (the run lingers, still serving)."""
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        done = [out / name / "summary.json" for name in ("a", "b")]
-        if all(path.exists() and len(read_summary(path.parent)["steps"]) == 2 for path in done):
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-                return str(resp.read().decode())
-        if process.poll() is not None:
-            pytest.fail(f"loadgen exited early with {process.returncode}")
-        time.sleep(0.05)
-    pytest.fail("the sweep did not finish in 90 s")
-
-
 def test_one_metrics_endpoint_labels_each_target(tmp_path: Path) -> None:
     port = free_port()
     with ServerThread(FakeOpenAI()) as url_a, ServerThread(FakeOpenAI()) as url_b:
@@ -126,7 +111,7 @@ def test_one_metrics_endpoint_labels_each_target(tmp_path: Path) -> None:
         ]  # fmt: skip
         process = subprocess.Popen(argv)
         try:
-            text = _metrics_when_done(port, out, process)
+            text = scrape_when_written(port, [out / "a", out / "b"], 2, process, timeout_s=90)
         finally:
             process.terminate()
             process.wait(10)

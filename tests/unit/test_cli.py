@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,14 +13,6 @@ from loadgen.client.openai import Timeouts
 from loadgen.config import ConfigError, RunConfig, WorkloadConfig
 
 URL = "http://h:8000"
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No LOADGEN_* variable of the caller's shell leaks into a test."""
-    for name in list(os.environ):
-        if name.startswith("LOADGEN_"):
-            monkeypatch.delenv(name)
 
 
 def parse(argv: Sequence[str]) -> RunConfig:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -37,14 +36,6 @@ extra_body = {b = 2, c = 3}
 name = "beta"
 base_url = "http://b:9000/v1"
 """
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No LOADGEN_* variable of the caller's shell leaks into a test."""
-    for name in list(os.environ):
-        if name.startswith("LOADGEN_"):
-            monkeypatch.delenv(name)
 
 
 def write(tmp_path: Path, text: str, name: str = "sweep.toml") -> Path:

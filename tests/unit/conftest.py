@@ -1,0 +1,5 @@
+"""Fixtures shared by the unit tests."""
+
+from tests.support.env import clean_env
+
+__all__ = ["clean_env"]
