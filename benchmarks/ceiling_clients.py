@@ -23,10 +23,12 @@ import numpy.typing as npt
 from benchmarks.stream_server import PROMPT, PROMPT_TOKENS, sse_body_bytes
 from loadgen.client.openai import OpenAIClient
 from loadgen.client.protocol import RequestOptions, build_body
+from loadgen.config import LoadConfig, TargetConfig
+from loadgen.core.events import RunObserver, StepProgress
 from loadgen.core.records import RequestRecord, RequestSpec
-from loadgen.runtime.events import RunObserver, StepProgress
 from loadgen.runtime.pacer import make_pacer
 from loadgen.runtime.runner import StepRunner, StopSignal
+from loadgen.runtime.targets import timeouts
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,10 @@ class StepPlan:
 
 
 StepFn = Callable[[StepPlan], Awaitable[list[RequestRecord]]]
-_OPTIONS = RequestOptions(model="m", ignore_eos=True)
+_OPTIONS = RequestOptions(model="m", optional={"ignore_eos": True})
+# The timeouts a default target has (TargetConfig's), so the benchmark runs what a user runs.
+_TIMEOUTS = timeouts(TargetConfig())
+_DRAIN_S = LoadConfig().drain_timeout_s
 
 
 def request_spec(tokens: int) -> RequestSpec:
@@ -53,8 +58,8 @@ def request_spec(tokens: int) -> RequestSpec:
 async def loadgen_client(base_url: str) -> AsyncIterator[StepFn]:
     """Steps run by loadgen itself: OpenAIClient + StepRunner + the precise pacer."""
     pacer = make_pacer(asyncio.get_running_loop())
-    client = OpenAIClient(base_url, _OPTIONS)
-    runner = StepRunner(client, pacer, RunObserver())
+    client = OpenAIClient(base_url, _OPTIONS, timeouts=_TIMEOUTS)
+    runner = StepRunner(client, pacer, RunObserver(), max_concurrency=None, drain_timeout_s=_DRAIN_S)
 
     async def step(plan: StepPlan) -> list[RequestRecord]:
         num = len(plan.offsets_s)

@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from loadgen.config import WorkloadConfig
-from loadgen.runtime.workload import build_workload, workload_rng
-from loadgen.sim.settings import SimSettings, resolve
+from loadgen.config import SimConfig, WorkloadConfig
+from loadgen.runtime.workload import build_workload, token_counter, workload_rng
+from loadgen.sim.settings import resolve
 from loadgen.sim.virtual import OutputPolicy, simulate_requests
 
 _SYNTHETIC_LENGTHS = ("32", "256")
@@ -90,12 +90,15 @@ def _wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
 
 def modelled_tps(dataset: str, requests: int, time_scale: float) -> float:
     """Output tokens/s the engine model gives this workload, in wall time at `time_scale`."""
-    setup = resolve(SimSettings())
+    sim = SimConfig()
+    setup = resolve(sim)
     lengths = int(_SYNTHETIC_LENGTHS[0]), int(_SYNTHETIC_LENGTHS[1])
-    workload = build_workload(WorkloadConfig(dataset, *lengths), "completions")
+    spec = WorkloadConfig(dataset=dataset, input_len=lengths[0], output_len=lengths[1])
+    workload = build_workload(spec, "completions", token_counter(None))
     specs = workload.specs(requests, workload_rng(0, 0))
+    outputs = OutputPolicy(ignore_eos=True, min_tokens=0, eos_mean_tokens=sim.eos_mean_tokens)
     records = simulate_requests(
-        setup.build_engine(), specs, np.zeros(requests), OutputPolicy(), np.random.default_rng(0)
+        setup.build_engine(), specs, np.zeros(requests), outputs, np.random.default_rng(0)
     )
     tokens = sum(record.tokens_out for record in records)
     end_s = max(record.t_done_ns for record in records) / 1e9

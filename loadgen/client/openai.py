@@ -11,7 +11,6 @@ from time import perf_counter_ns
 import aiohttp
 import orjson
 
-from loadgen import __version__
 from loadgen.client.idle import IdleWatchdog
 from loadgen.client.protocol import (
     ENDPOINT_PATHS,
@@ -24,6 +23,7 @@ from loadgen.client.protocol import (
 )
 from loadgen.client.responses import Progress, RequestFailed, read_stream, read_whole, tokens_out
 from loadgen.core.records import ErrorKind, RequestRecord, RequestSpec
+from loadgen.version import __version__
 
 _READ_BUFFER_BYTES = 1 << 18
 _ERROR_BODY_BYTES = 512
@@ -36,10 +36,10 @@ _ERROR_READ_BYTES = 1 << 16
 class Timeouts:
     """Per-request limits (s): connect, first token after send, idle gap between reads, total."""
 
-    connect_s: float = 10.0
-    ttft_s: float = 600.0
-    idle_s: float = 120.0
-    total_s: float = 3600.0
+    connect_s: float
+    ttft_s: float
+    idle_s: float
+    total_s: float
 
 
 class ServerProbeError(Exception):
@@ -54,7 +54,7 @@ class OpenAIClient:
         base_url: str,
         options: RequestOptions,
         *,
-        timeouts: Timeouts | None = None,
+        timeouts: Timeouts,
         api_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         count_tokens: Callable[[str], int] | None = None,
@@ -62,7 +62,7 @@ class OpenAIClient:
     ) -> None:
         self.base_url = base_url
         self.options = options
-        self.timeouts = timeouts or Timeouts()
+        self.timeouts = timeouts
         self._secrets = tuple(s for s in (api_key, *(headers or {}).values()) if s)
         self._headers = {
             "Content-Type": "application/json",

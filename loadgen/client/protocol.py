@@ -51,18 +51,15 @@ def normalize_base_url(url: str) -> str:
 class RequestOptions:
     """How each request body is built; `extra_body` fields are merged in last.
 
-    `omit` names optional fields the server rejected: they are no longer sent.
+    `optional` holds optional body fields by wire name (`ignore_eos`, `temperature`, ...),
+    sent when not None; `omit` names optional fields the server rejected: no longer sent.
     """
 
     endpoint: Endpoint = "completions"
     model: str = ""
     stream: bool = True
     include_usage: bool = True
-    ignore_eos: bool | None = None
-    min_tokens: int | None = None
-    temperature: float | None = None
-    top_k: int | None = None
-    top_p: float | None = None
+    optional: Mapping[str, Any] = field(default_factory=dict)
     extra_body: Mapping[str, Any] = field(default_factory=dict)
     omit: frozenset[str] = frozenset()
 
@@ -79,16 +76,8 @@ def build_body(spec: RequestSpec, options: RequestOptions) -> bytes:
     else:
         body["prompt"] = spec.prompt
     body["stream"] = options.stream
-    optional = {
-        "stream_options": {"include_usage": True}
-        if options.stream and options.include_usage
-        else None,
-        "ignore_eos": options.ignore_eos,
-        "min_tokens": options.min_tokens,
-        "temperature": options.temperature,
-        "top_k": options.top_k,
-        "top_p": options.top_p,
-    }
+    usage = options.stream and options.include_usage
+    optional = {"stream_options": {"include_usage": True} if usage else None, **options.optional}
     body.update(
         {
             key: value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from array import array
 from collections.abc import Callable
 from time import perf_counter_ns
 from typing import Any
@@ -52,8 +53,9 @@ class Progress:
     def __init__(self, t_send_ns: int, *, collect_text: bool = False) -> None:
         self.last_read_ns = t_send_ns
         self.idle_expired = False
-        self.chunk_times_ns: list[int] = []
-        self.chunk_tokens: list[int] | None = []
+        # Compact int64 arrays: one stream holds thousands of these for the whole step.
+        self.chunk_times_ns = array("q")
+        self.chunk_tokens: array[int] | None = array("q")
         self.t_first_ns: int | None = None
         self.t_last_ns: int | None = None
         self.prompt_tokens: int | None = None

@@ -32,6 +32,34 @@ def send_offsets_s(
     return offsets
 
 
+def send_offsets_within_s(
+    kind: ArrivalKind,
+    rate_rps: float,
+    duration_s: float,
+    rng: np.random.Generator,
+    burstiness: float = 1.0,
+) -> npt.NDArray[np.float64]:
+    """Send offsets (s) of every request the process schedules in `[0, duration_s)`.
+
+    The same stream as `send_offsets_s` with the same `rng`, cut at the duration: a duration
+    and a count that reach the same request give the same schedule up to it.
+    """
+    _check_inputs(kind, rate_rps, 1, burstiness)
+    if not (math.isfinite(rate_rps) and math.isfinite(duration_s) and duration_s > 0):
+        raise ValueError("a step duration needs a finite rate and a finite duration > 0 s")
+    expected = rate_rps * duration_s
+    if kind == "constant":
+        offsets = np.arange(math.ceil(expected) + 1, dtype=np.float64) / rate_rps
+        return offsets[offsets < duration_s]
+    # Ten standard deviations of the count beyond its mean: one draw is almost always enough.
+    chunk = int(expected + 10 * math.sqrt(expected / min(burstiness, 1.0)) + 16)
+    offsets = np.zeros(1, dtype=np.float64)
+    while offsets[-1] < duration_s:
+        gaps = _draw_gaps_s(kind, rate_rps, chunk, rng, burstiness)
+        offsets = np.concatenate((offsets, offsets[-1] + np.cumsum(gaps)))
+    return offsets[offsets < duration_s]
+
+
 def _draw_gaps_s(
     kind: ArrivalKind,
     rate_rps: float,

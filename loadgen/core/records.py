@@ -37,7 +37,8 @@ class RequestRecord:
     """What happened to one sent request; times are `perf_counter_ns` readings (ns).
 
     `chunk_times_ns` holds the arrival of every token-carrying chunk of a stream (empty when
-    not streamed); `chunk_tokens` the tokens each of those chunks carried, when known.
+    not streamed); `chunk_tokens` the tokens each of those chunks carried, when known. Both
+    are best held compact (`array("q")`): a step keeps every stream's until it is summarised.
     `t_first_ns` is None for non-streamed requests (no time to first token is observable).
     """
 

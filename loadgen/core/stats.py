@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from itertools import chain
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
+from loadgen.core.distributions import DISTRIBUTION_FIELDS, POOLED_FIELD
+from loadgen.core.latency import (
+    NS_PER_S,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    RequestLatencies,
+    itl_samples,
+    request_latencies,
+)
 from loadgen.core.records import (
     Distribution,
     RequestRecord,
@@ -21,13 +29,8 @@ from loadgen.core.records import (
 
 SLO_KEYS = ("ttft", "tpot", "e2e", "per_token")
 
-_NS_PER_S = 1e9
 _PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 _SOURCE_RANK: dict[TokensSource, int] = {"estimate": 0, "tokenizer": 1, "server": 2}
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 
 def parse_slos(text: str) -> dict[str, float]:
@@ -78,111 +81,20 @@ def distribution(values_s: npt.ArrayLike) -> Distribution | None:
     )
 
 
-def _ints(values: Iterable[int], count: int) -> IntArray:
-    """An int64 array from `count` ints."""
-    return np.fromiter(values, dtype=np.int64, count=count)
-
-
-@dataclass(frozen=True, slots=True)
-class _Latencies:
-    """Per-success latencies (s); NaN where a quantity was not measured."""
-
-    tokens_out: IntArray
-    end_ns: IntArray
-    ttft: FloatArray
-    ttft_sched: FloatArray
-    tpot: FloatArray
-    e2e: FloatArray
-    per_token: FloatArray
-
-
-def _latencies(ok: Sequence[RequestRecord]) -> _Latencies:
-    """TTFT (from send and from schedule), TPOT, E2E and per-token latency (s) of successes."""
-    n = len(ok)
-    send = _ints((r.t_send_ns for r in ok), n)
-    sched = _ints((r.t_sched_ns for r in ok), n)
-    end = _ints((r.t_done_ns if r.t_last_ns is None else r.t_last_ns for r in ok), n)
-    streamed = np.fromiter((r.t_first_ns is not None for r in ok), dtype=np.bool_, count=n)
-    first = _ints((r.t_first_ns or 0 for r in ok), n)
-    tokens = _ints((r.tokens_out for r in ok), n)
-    e2e = (end - send) / _NS_PER_S
-    ttft = np.where(streamed, (first - send) / _NS_PER_S, np.nan)
-    ttft_sched = np.where(streamed, (first - sched) / _NS_PER_S, np.nan)
-    has_tpot = streamed & (tokens > 1)
-    tpot = np.full(n, np.nan)
-    tpot[has_tpot] = (e2e[has_tpot] - ttft[has_tpot]) / (tokens[has_tpot] - 1)
-    has_per_token = tokens >= 1
-    per_token = np.full(n, np.nan)
-    per_token[has_per_token] = e2e[has_per_token] / tokens[has_per_token]
-    return _Latencies(tokens, end, ttft, ttft_sched, tpot, e2e, per_token)
-
-
-def _check_chunk_tokens(known: Sequence[RequestRecord]) -> None:
-    """Raise ValueError when a record's `chunk_tokens` does not pair up with its chunk times."""
-    for r in known:
-        if len(r.chunk_tokens or ()) != len(r.chunk_times_ns):
-            raise ValueError(
-                f"request {r.index}: chunk_tokens has {len(r.chunk_tokens or ())} entries "
-                f"but chunk_times_ns has {len(r.chunk_times_ns)}"
-            )
-
-
-def _chunk_tokens(streams: Sequence[RequestRecord], counts: IntArray) -> IntArray:
-    """Tokens carried by every chunk of `streams`, concatenated; estimated where unknown."""
-    tokens = _ints((r.tokens_out for r in streams), len(streams))
-    # Unknown split: spread tokens_out evenly with the remainder on the earliest chunks, i.e.
-    # `remainder` chunks of base + 1 then the rest of base; one token per chunk when there are
-    # no more tokens than chunks.
-    spread = tokens > counts
-    base = np.where(spread, tokens // counts, 1)
-    remainder = np.where(spread, tokens % counts, 0)
-    values = np.column_stack((base + 1, base)).ravel()
-    k = np.repeat(values, np.column_stack((remainder, counts - remainder)).ravel())
-    known = [r for r in streams if r.chunk_tokens is not None]
-    if known:
-        _check_chunk_tokens(known)
-        flags = (r.chunk_tokens is not None for r in streams)
-        is_known = np.fromiter(flags, dtype=np.bool_, count=len(streams))
-        given = chain.from_iterable(r.chunk_tokens or () for r in known)
-        k[np.repeat(is_known, counts)] = _ints(given, int(counts[is_known].sum()))
-        # Every chunk in chunk_times_ns carries a token by contract; a claimed 0 still had a gap.
-        np.maximum(k, 1, out=k)
-    return k
-
-
-def itl_samples(ok: Sequence[RequestRecord]) -> FloatArray:
-    """Token-weighted inter-token latencies (s), pooled over the chunk streams of `ok`."""
-    streams = [r for r in ok if len(r.chunk_times_ns) >= 2]
-    if not streams:
-        return np.empty(0, dtype=np.float64)
-    counts = _ints((len(r.chunk_times_ns) for r in streams), len(streams))
-    starts = np.cumsum(counts) - counts
-    total = int(counts.sum())
-    times = _ints(chain.from_iterable(r.chunk_times_ns for r in streams), total)
-    k = _chunk_tokens(streams, counts)
-    gaps = np.empty(total, dtype=np.float64)
-    np.subtract(times[1:], times[:-1], out=gaps[1:])
-    # A stream's first chunk has no predecessor in it: repeating it 0 times drops the gap
-    # that would otherwise span two requests.
-    gaps[starts] = 0.0
-    k[starts] = 0
-    gaps /= np.maximum(k, 1) * _NS_PER_S
-    return np.repeat(gaps, k)
-
-
-def _meets_slos(lat: _Latencies, slos: Mapping[str, float]) -> BoolArray:
-    """Which successes meet every SLO; unmeasured quantities fail, except TPOT of <= 1 token."""
-    meets = np.ones(lat.e2e.size, dtype=np.bool_)
+def _meets_slos(lat: RequestLatencies, slos: Mapping[str, float]) -> BoolArray:
+    """Which requests succeeded and meet every SLO; unmeasured quantities fail, except TPOT of
+    <= 1 token."""
+    meets = lat.ok.copy()
     for key, limit in slos.items():
         if key == "ttft":
-            meets &= lat.ttft <= limit
+            meets &= lat.ttft_s <= limit
         elif key == "tpot":
             # A single-token answer has no inter-token time to violate the limit.
-            meets &= (lat.tpot <= limit) | (lat.tokens_out <= 1)
+            meets &= (lat.tpot_s <= limit) | (lat.tokens_out <= 1)
         elif key == "e2e":
-            meets &= lat.e2e <= limit
+            meets &= lat.e2e_s <= limit
         elif key == "per_token":
-            meets &= lat.per_token <= limit
+            meets &= lat.per_token_latency_s <= limit
         else:
             raise ValueError(f"unknown SLO key {key!r}; known keys are {', '.join(SLO_KEYS)}")
     return meets
@@ -194,7 +106,7 @@ def _send_figures(send_ns: IntArray) -> tuple[float | None, float | None]:
     if send_ns.size >= 2:
         span_ns = int(send_ns[-1] - send_ns[0])
         if span_ns > 0:
-            achieved = (send_ns.size - 1) / (span_ns / _NS_PER_S)
+            achieved = (send_ns.size - 1) / (span_ns / NS_PER_S)
     cv = None
     gaps = np.diff(send_ns).astype(np.float64)
     if gaps.size >= 2 and gaps.mean() > 0:
@@ -214,23 +126,30 @@ def _rate(count: float, window_s: float | None) -> float:
     return count / window_s
 
 
+def _distributions(
+    lat: RequestLatencies, ok: Sequence[RequestRecord]
+) -> dict[str, Distribution | None]:
+    """Every distribution of the registry over the measured values of `lat` (and `ok`'s ITL)."""
+    return {
+        name: distribution(itl_samples(ok)) if name == POOLED_FIELD else _present(lat.column(name))
+        for name in DISTRIBUTION_FIELDS
+    }
+
+
 def step_figures(records: Sequence[RequestRecord], slos: Mapping[str, float]) -> StepFigures:
     """Every figure over `records` (any order); SLO limits in seconds keyed by `SLO_KEYS`."""
     ordered = sorted(records, key=lambda r: r.index)
     n = len(ordered)
     ok = [r for r in ordered if r.ok]
-    lat = _latencies(ok)
-    send = _ints((r.t_send_ns for r in ordered), n)
-    window_s = int(lat.end_ns.max() - send.min()) / _NS_PER_S if ok else None
-    tokens_out = int(lat.tokens_out.sum())
+    lat = request_latencies(ordered)
+    window_s = int(lat.end_ns[lat.ok].max() - lat.send_ns.min()) / NS_PER_S if ok else None
+    tokens_out = int(lat.tokens_out[lat.ok].sum())
     total_tps = None
     if window_s is None or all(r.tokens_in is not None for r in ok):
         total_tps = _rate(tokens_out + sum(r.tokens_in or 0 for r in ok), window_s)
     goodput = _rate(int(_meets_slos(lat, slos).sum()), window_s) if slos else None
-    queue_ns = send - _ints((r.t_sched_ns for r in ordered), n)
-    lateness_ns = queue_ns - _ints((r.slot_wait_ns for r in ordered), n)
     errors = Counter(r.error_kind for r in ordered if r.error_kind is not None)
-    achieved, cv = _send_figures(send)
+    achieved, cv = _send_figures(lat.send_ns)
     return StepFigures(
         num_requests=n,
         num_ok=len(ok),
@@ -244,14 +163,7 @@ def step_figures(records: Sequence[RequestRecord], slos: Mapping[str, float]) ->
         goodput_rps=goodput,
         achieved_rate_rps=achieved,
         send_gap_cv=cv,
-        ttft_s=_present(lat.ttft),
-        ttft_sched_s=_present(lat.ttft_sched),
-        tpot_s=_present(lat.tpot),
-        itl_s=distribution(itl_samples(ok)),
-        e2e_s=distribution(lat.e2e),
-        per_token_latency_s=_present(lat.per_token),
-        queue_s=distribution(queue_ns / _NS_PER_S),
-        pacer_lateness_s=distribution(lateness_ns / _NS_PER_S),
+        **_distributions(lat, ok),
     )
 
 

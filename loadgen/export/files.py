@@ -1,4 +1,9 @@
-"""Results on disk: summary.json, summary.csv and requests.jsonl, rewritten atomically per step."""
+"""Results on disk: summary.json and summary.csv replaced per step, requests.jsonl appended.
+
+summary.json records how many bytes of requests.jsonl its steps wrote (`requests_bytes`):
+a crash while a step's rows are being appended leaves at most a part of that unfinished step
+after that size, which readers leave out.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,17 @@ import csv
 import io
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
-from loadgen import __version__
+from loadgen.core.distributions import DISTRIBUTION_FIELDS
+from loadgen.core.events import RunObserver, StepProgress, TargetInfo
+from loadgen.core.latency import request_latencies
 from loadgen.core.records import (
     Distribution,
     RequestRecord,
@@ -21,17 +29,12 @@ from loadgen.core.records import (
     StepSummary,
     phase_of,
 )
+from loadgen.version import __version__
 
-DISTRIBUTION_NAMES = (
-    "ttft_s",
-    "ttft_sched_s",
-    "tpot_s",
-    "itl_s",
-    "e2e_s",
-    "per_token_latency_s",
-    "queue_s",
-    "pacer_lateness_s",
-)
+# Per-request latencies written on each requests.jsonl row (None where not measured).
+ROW_LATENCIES = ("ttft_s", "tpot_s", "e2e_s", "per_token_latency_s")
+# Rows encoded and written at a time: a step's rows never sit in memory all at once.
+_ROWS_PER_WRITE = 10_000
 _CSV_STATS = ("mean", "p50", "p90", "p99")
 
 
@@ -79,39 +82,46 @@ def csv_row(summary: StepSummary) -> dict[str, Any]:
     data = summary_dict(summary)
     data.pop("untrimmed")
     data["errors_by_kind"] = ";".join(f"{k}={v}" for k, v in data["errors_by_kind"].items())
-    for name in DISTRIBUTION_NAMES:
+    for name in DISTRIBUTION_FIELDS:
         dist = data.pop(name)
         for stat in _CSV_STATS:
             data[f"{name.removesuffix('_s')}_{stat}_s"] = dist[stat] if dist else None
     return data
 
 
-def request_row(record: RequestRecord, summary: StepSummary, t_start_ns: int) -> dict[str, Any]:
-    """One request as a requests.jsonl row; times in seconds from the step's schedule origin."""
+def request_rows(
+    records: Sequence[RequestRecord], summary: StepSummary, t_start_ns: int
+) -> Iterator[dict[str, Any]]:
+    """Each request of a step as a requests.jsonl row; times in s from the step's origin."""
+    latencies = request_latencies(records)
+    columns = {name: latencies.column(name) for name in ROW_LATENCIES}
 
     def since_start(t_ns: int | None) -> float | None:
         return None if t_ns is None else (t_ns - t_start_ns) / 1e9
 
-    return {
-        "step": summary.step,
-        "target_rate_rps": _json_value(summary.target_rate_rps),
-        "index": record.index,
-        "phase": phase_of(record.index, summary.num_sent, summary.trim),
-        "ok": record.ok,
-        "t_sched_s": since_start(record.t_sched_ns),
-        "t_send_s": since_start(record.t_send_ns),
-        "t_first_s": since_start(record.t_first_ns),
-        "t_last_s": since_start(record.t_last_ns),
-        "t_done_s": since_start(record.t_done_ns),
-        "slot_wait_s": record.slot_wait_ns / 1e9,
-        "tokens_in": record.tokens_in,
-        "tokens_out": record.tokens_out,
-        "tokens_source": record.tokens_source,
-        "chunks": len(record.chunk_times_ns),
-        "status": record.status,
-        "error_kind": record.error_kind,
-        "error": record.error,
-    }
+    for i, record in enumerate(records):
+        row = {
+            "step": summary.step,
+            "target_rate_rps": _json_value(summary.target_rate_rps),
+            "index": record.index,
+            "phase": phase_of(record.index, summary.num_sent, summary.trim),
+            "ok": record.ok,
+            "t_sched_s": since_start(record.t_sched_ns),
+            "t_send_s": since_start(record.t_send_ns),
+            "t_first_s": since_start(record.t_first_ns),
+            "t_last_s": since_start(record.t_last_ns),
+            "t_done_s": since_start(record.t_done_ns),
+            "slot_wait_s": record.slot_wait_ns / 1e9,
+            "tokens_in": record.tokens_in,
+            "tokens_out": record.tokens_out,
+            "tokens_source": record.tokens_source,
+            "chunks": len(record.chunk_times_ns),
+        }
+        for name, column in columns.items():
+            value = float(column[i])
+            row[name] = None if np.isnan(value) else value
+        row |= {"status": record.status, "error_kind": record.error_kind, "error": record.error}
+        yield row
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -124,49 +134,97 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-class ResultsWriter:
-    """Writes a sweep's results folder, step by step."""
+def append_rows(path: Path, rows: Iterator[dict[str, Any]], size: int) -> int:
+    """Append `rows` as JSON lines to `path`, whose committed size is `size` (bytes).
 
-    def __init__(self, out_dir: Path, config: Mapping[str, Any]) -> None:
-        self.out_dir = out_dir
-        self._config = dict(config)
+    Returns the new size; on failure the file is cut back to `size`, so it never keeps a part
+    of the rows.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.ftruncate(fd, size)  # a tail a failed append may have left
+        written = size
+        batch = bytearray()
+        for count, row in enumerate(rows, 1):
+            batch += orjson.dumps(row)
+            batch += b"\n"
+            if count % _ROWS_PER_WRITE == 0:
+                written += _write_all(fd, batch)
+                batch.clear()
+        written += _write_all(fd, batch)
+        os.fsync(fd)
+    except BaseException:
+        os.ftruncate(fd, size)
+        raise
+    finally:
+        os.close(fd)
+    return written
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> int:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    return len(data)
+
+
+def summary_document(target: TargetInfo, steps: Sequence[StepSummary]) -> dict[str, Any]:
+    """A target's summary.json: what was swept, the configuration, and every finished step."""
+    return {
+        "tool": "loadgen",
+        "version": __version__,
+        "target": {
+            "name": target.name,
+            "label": target.label,
+            "model": target.model,
+            "base_url": target.base_url,
+            "scenario": target.scenario,
+        },
+        **target.notes,
+        "config": dict(target.config),
+        "steps": [summary_dict(step) for step in steps],
+    }
+
+
+class ResultsWriter(RunObserver):
+    """Writes each target's results folder as its steps end (nothing for a target without one)."""
+
+    def __init__(self) -> None:
+        self._target: TargetInfo | None = None
         self._steps: list[StepSummary] = []
-        self._request_lines = bytearray()
-        out_dir.mkdir(parents=True, exist_ok=True)
+        self._requests_bytes = 0
 
-    @property
-    def steps(self) -> Sequence[StepSummary]:
-        """The steps written so far."""
-        return tuple(self._steps)
+    def on_target_start(self, target: TargetInfo) -> None:
+        """Start the target's folder afresh."""
+        self._target = target if target.out_dir is not None else None
+        self._steps = []
+        self._requests_bytes = 0
+        if target.out_dir is not None:
+            target.out_dir.mkdir(parents=True, exist_ok=True)
+            (target.out_dir / "requests.jsonl").write_bytes(b"")
 
-    def document(self) -> dict[str, Any]:
-        """The summary.json document for the steps so far."""
-        return {
-            "tool": "loadgen",
-            "version": __version__,
-            "config": self._config,
-            "steps": [summary_dict(step) for step in self._steps],
-        }
-
-    def write_step(
-        self, summary: StepSummary, records: Iterable[RequestRecord], t_start_ns: int
+    def on_step_end(
+        self, progress: StepProgress, summary: StepSummary, records: list[RequestRecord]
     ) -> None:
-        """Add one finished step to every file (each replaced atomically)."""
+        """Append the step's rows, then replace summary.csv and summary.json."""
+        if self._target is None or self._target.out_dir is None:
+            return
+        out_dir = self._target.out_dir
         self._steps.append(summary)
-        for record in records:
-            self._request_lines += orjson.dumps(request_row(record, summary, t_start_ns))
-            self._request_lines += b"\n"
-        _write_atomic(self.out_dir / "requests.jsonl", bytes(self._request_lines))
-        _write_atomic(self.out_dir / "summary.csv", self._csv_bytes())
+        rows = request_rows(records, summary, progress.t_start_ns)
+        self._requests_bytes = append_rows(out_dir / "requests.jsonl", rows, self._requests_bytes)
+        _write_atomic(out_dir / "summary.csv", _csv_bytes(self._steps))
+        document = summary_document(self._target, self._steps)
+        document["requests_bytes"] = self._requests_bytes
         _write_atomic(
-            self.out_dir / "summary.json",
-            orjson.dumps(self.document(), option=orjson.OPT_INDENT_2) + b"\n",
+            out_dir / "summary.json", orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
         )
 
-    def _csv_bytes(self) -> bytes:
-        rows = [csv_row(step) for step in self._steps]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return buffer.getvalue().encode()
+
+def _csv_bytes(steps: Sequence[StepSummary]) -> bytes:
+    rows = [csv_row(step) for step in steps]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode()

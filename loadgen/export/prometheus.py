@@ -16,26 +16,17 @@ from dataclasses import dataclass
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from loadgen import __version__
-from loadgen.core.buckets import ITL_BUCKETS_S, REQUEST_LATENCY_BUCKETS_S, TTFT_BUCKETS_S
-from loadgen.core.records import Distribution, RequestRecord, StepSummary, phase_of
-from loadgen.core.stats import itl_samples
+from loadgen.core.distributions import EXPORTED, POOLED_FIELD
+from loadgen.core.events import RunObserver, StepProgress, TargetInfo
+from loadgen.core.latency import itl_samples, request_latencies
+from loadgen.core.records import Distribution, Phase, RequestRecord, StepSummary, phase_of
 from loadgen.export.histograms import BatchHistogram
-from loadgen.runtime.events import RunObserver, StepProgress
+from loadgen.version import __version__
 
 RUN_LABELS = ("target", "model", "scenario")
 STEP_LABELS = (*RUN_LABELS, "rate")
 REQUEST_LABELS = (*STEP_LABELS, "phase")
 STATS = ("mean", "p50", "p90", "p99")
-# Step distributions exported as loadgen_step_<name>_seconds{stat}, from StepFigures fields.
-STEP_DISTRIBUTIONS = {
-    "ttft": "ttft_s",
-    "tpot": "tpot_s",
-    "itl": "itl_s",
-    "e2e_latency": "e2e_s",
-    "per_token_latency": "per_token_latency_s",
-    "queue": "queue_s",
-}
 _RECENT_SENDS = 2000
 _RATE_WINDOW_S = 10.0
 
@@ -61,7 +52,7 @@ class PrometheusExporter(RunObserver):
     def __init__(
         self,
         registry: CollectorRegistry,
-        labels: RunLabels,
+        run_id: str,
         *,
         wall_clock_s: Callable[[], float] = time.time,
         monotonic_ns: Callable[[], int] = time.perf_counter_ns,
@@ -70,21 +61,36 @@ class PrometheusExporter(RunObserver):
         self._monotonic_ns = monotonic_ns
         self._lateness_s: deque[float] = deque(maxlen=_RECENT_SENDS)
         self._send_ns: deque[int] = deque(maxlen=_RECENT_SENDS)
+        self._pending: dict[Phase, list[RequestRecord]] = {
+            "warmup": [],
+            "measure": [],
+            "cooldown": [],
+        }
+        self.run_id = run_id
+        self._run: tuple[str, ...] | None = None
+        self._step: tuple[str, ...] = ()
         self._register(registry)
-        self._label(labels)
+
+    def on_target_start(self, target: TargetInfo) -> None:
+        """Label what follows with the target's label, model and scenario."""
+        self.start_run(RunLabels(self.run_id, target.label, target.model, target.scenario))
 
     def start_run(self, labels: RunLabels) -> None:
-        """Label what follows with `labels` (the next target of a run on the same registry)."""
-        self.in_flight.labels(*self._run).set(0)
-        self.achieved_rate.labels(*self._run).set(0)
+        """Label what follows with `labels`, resting the gauges of the target before, if any."""
+        if self._run is not None:
+            self.in_flight.labels(*self._run).set(0)
+            self.achieved_rate.labels(*self._run).set(0)
         self._lateness_s.clear()
         self._send_ns.clear()
-        self._label(labels)
-
-    def _label(self, labels: RunLabels) -> None:
         self._run = (labels.target, labels.model, labels.scenario)
-        self._step: tuple[str, ...] = (*self._run, "")
+        self._step = (*self._run, "")
         self._run_info.labels(labels.run_id, *self._run, __version__).set(1)
+
+    @property
+    def _labels(self) -> tuple[str, ...]:
+        if self._run is None:
+            raise RuntimeError("the exporter has no target yet: call start_run first")
+        return self._run
 
     def _register(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
@@ -96,15 +102,10 @@ class PrometheusExporter(RunObserver):
             (*REQUEST_LABELS, "direction"), registry=registry,
         )  # fmt: skip
         self.histograms = {
-            name: BatchHistogram(f"loadgen_{name}_seconds", text, REQUEST_LABELS, buckets)
-            for name, text, buckets in (
-                ("ttft", "Time to first token from send (s).", TTFT_BUCKETS_S),
-                ("tpot", "Time per output token after the first (s).", ITL_BUCKETS_S),
-                ("itl", "Gaps between tokens, token-weighted (s).", ITL_BUCKETS_S),
-                ("e2e_latency", "Send to last token (s).", REQUEST_LATENCY_BUCKETS_S),
-                ("per_token_latency", "End-to-end latency / output tokens (s).", ITL_BUCKETS_S),
-                ("queue", "Scheduled send to actual send (s).", REQUEST_LATENCY_BUCKETS_S),
+            spec.field: BatchHistogram(
+                f"loadgen_{spec.metric}_seconds", spec.help, REQUEST_LABELS, spec.buckets
             )
+            for spec in EXPORTED
         }
         for histogram in self.histograms.values():
             registry.register(histogram)
@@ -140,81 +141,87 @@ class PrometheusExporter(RunObserver):
             "error_rate": gauge("loadgen_step_error_rate", "Failed kept requests.", STEP_LABELS),
         }
         self.step_distributions = {
-            name: gauge(
-                f"loadgen_step_{name}_seconds",
-                f"Step {name} statistic (s).",
+            spec.field: gauge(
+                f"loadgen_step_{spec.metric}_seconds",
+                f"Step {spec.title} statistic (s).",
                 (*STEP_LABELS, "stat"),
             )
-            for name in STEP_DISTRIBUTIONS
+            for spec in EXPORTED
         }
         info = ("run_id", *RUN_LABELS, "version")
         self._run_info = gauge("loadgen_run_info", "The run's identity; always 1.", info)
 
     def on_step_start(self, progress: StepProgress) -> None:
         """Set the step's target rate and start time."""
-        self._step = (*self._run, rate_label(progress.target_rate_rps))
-        self.target_rate.labels(*self._run).set(progress.target_rate_rps)
+        self._step = (*self._labels, rate_label(progress.target_rate_rps))
+        self.target_rate.labels(*self._labels).set(progress.target_rate_rps)
         self.step_start.labels(*self._step).set(self._wall_clock_s())
 
     def on_request_sent(self, progress: StepProgress, index: int, lateness_ns: int) -> None:
         """Count the request in flight; remember its lateness and send time."""
-        self.in_flight.labels(*self._run).set(progress.in_flight)
+        self.in_flight.labels(*self._labels).set(progress.in_flight)
         self._lateness_s.append(lateness_ns / 1e9)
         self._send_ns.append(self._monotonic_ns())
 
     def on_request_done(self, progress: StepProgress, record: RequestRecord) -> None:
-        """Count the request by status and tokens; add its latencies to the histograms."""
+        """Count the request by status and tokens; queue it for the latency histograms."""
         phase = phase_of(record.index, progress.num_planned, progress.trim)
         labels = (*self._step, phase)
-        self.in_flight.labels(*self._run).set(progress.in_flight)
+        self.in_flight.labels(*self._labels).set(progress.in_flight)
         self.requests.labels(*labels, record.error_kind or "ok").inc()
         if record.ok:  # tokens of successes only, as the step's throughput counts them
             if record.tokens_in:
                 self.tokens.labels(*labels, "input").inc(record.tokens_in)
             if record.tokens_out:
                 self.tokens.labels(*labels, "output").inc(record.tokens_out)
-            self._observe_latencies(labels, record)
-        self.histograms["queue"].observe(labels, [(record.t_send_ns - record.t_sched_ns) / 1e9])
+        self._pending[phase].append(record)
 
-    def _observe_latencies(self, labels: tuple[str, ...], record: RequestRecord) -> None:
-        # As the step statistics: a success with no token chunk ends when its response does.
-        end_ns = record.t_done_ns if record.t_last_ns is None else record.t_last_ns
-        e2e_s = (end_ns - record.t_send_ns) / 1e9
-        self.histograms["e2e_latency"].observe(labels, [e2e_s])
-        if record.tokens_out >= 1:
-            self.histograms["per_token_latency"].observe(labels, [e2e_s / record.tokens_out])
-        if record.t_first_ns is None:
-            return
-        ttft_s = (record.t_first_ns - record.t_send_ns) / 1e9
-        self.histograms["ttft"].observe(labels, [ttft_s])
-        if record.tokens_out > 1:
-            self.histograms["tpot"].observe(labels, [(e2e_s - ttft_s) / (record.tokens_out - 1)])
-        self.histograms["itl"].observe(labels, itl_samples([record]))
+    def _observe_pending(self) -> None:
+        """Add the requests ended since the last call to the histograms, a batch per phase.
+
+        Batched: the core's per-request definitions run once over many records, not per record.
+        """
+        for phase, records in self._pending.items():
+            if not records:
+                continue
+            labels = (*self._step, phase)
+            lat = request_latencies(records)
+            for field, histogram in self.histograms.items():
+                if field == POOLED_FIELD:
+                    values = itl_samples([r for r in records if r.ok])
+                else:
+                    column = lat.column(field)
+                    values = column[~np.isnan(column)]
+                histogram.observe(labels, values)
+            records.clear()
 
     def on_step_end(
         self, progress: StepProgress, summary: StepSummary, records: list[RequestRecord]
     ) -> None:
         """Publish the step's trimmed figures and end time."""
+        self._observe_pending()
         figures = summary.trimmed
         for field, gauge in self.step_figures.items():
             value = getattr(figures, field)
             if value is not None:
                 gauge.labels(*self._step).set(value)
-        for name, field in STEP_DISTRIBUTIONS.items():
+        for field, gauge in self.step_distributions.items():
             distribution: Distribution | None = getattr(figures, field)
             if distribution is not None:
                 for stat in STATS:
-                    gauge = self.step_distributions[name]
                     gauge.labels(*self._step, stat).set(getattr(distribution, stat))
         self.step_end.labels(*self._step).set(self._wall_clock_s())
-        self.in_flight.labels(*self._run).set(0)
+        self.in_flight.labels(*self._labels).set(0)
         self.refresh()
 
     def refresh(self) -> None:
-        """Update the rolling gauges: dispatch lag p99 and achieved rate over recent sends."""
+        """Update the histograms and the rolling gauges (dispatch lag p99, achieved rate)."""
+        if self._run is None:
+            return
+        self._observe_pending()
         if self._lateness_s:
             p99 = float(np.percentile(np.fromiter(self._lateness_s, dtype=np.float64), 99))
-            self.dispatch_lag.labels(*self._run).set(p99)
+            self.dispatch_lag.labels(*self._labels).set(p99)
         now_ns = self._monotonic_ns()
         window_ns = int(_RATE_WINDOW_S * 1e9)
         recent = [sent_ns for sent_ns in self._send_ns if now_ns - sent_ns <= window_ns]
@@ -222,8 +229,10 @@ class PrometheusExporter(RunObserver):
         # and falling to 0 once sending stops.
         span_s = (now_ns - recent[0]) / 1e9 if recent else 0.0
         rate = (len(recent) - 1) / span_s if len(recent) > 1 and span_s > 0 else 0.0
-        self.achieved_rate.labels(*self._run).set(rate)
+        self.achieved_rate.labels(*self._labels).set(rate)
 
     def set_loop_lag(self, lag_s: float) -> None:
         """Record how late the event loop woke a timer (s)."""
-        self.loop_lag.labels(*self._run).set(lag_s)
+        if self._run is None:
+            return
+        self.loop_lag.labels(*self._labels).set(lag_s)

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, pushadd_to_gateway
 
+from loadgen.core.events import RunObserver, StepProgress
 from loadgen.core.records import RequestRecord, StepSummary
-from loadgen.runtime.events import RunObserver, StepProgress
 
 PUSH_JOB = "loadgen"
 _PUSH_TIMEOUT_S = 5.0

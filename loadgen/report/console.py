@@ -11,8 +11,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from loadgen.core.records import RequestRecord, StepSummary
-from loadgen.runtime.events import RunObserver, StepProgress
+from loadgen.core.distributions import DISTRIBUTIONS
+from loadgen.core.events import RunObserver, StepProgress, TargetInfo, TargetOutcome
+from loadgen.core.records import Distribution, RequestRecord, StepSummary
 
 _REFRESH_S = 0.25
 
@@ -60,18 +61,10 @@ def summary_table(summary: StepSummary) -> Table:
         ("goodput (req/s)", _num(figures.goodput_rps)),
         ("ok / errors", f"{figures.num_ok} / {figures.num_errors}"),
     ]
-    for name, dist in (
-        ("TTFT", figures.ttft_s),
-        ("TTFT from schedule", figures.ttft_sched_s),
-        ("TPOT", figures.tpot_s),
-        ("ITL", figures.itl_s),
-        ("E2E", figures.e2e_s),
-        ("per-token latency", figures.per_token_latency_s),
-        ("queue", figures.queue_s),
-        ("pacer lateness", figures.pacer_lateness_s),
-    ):
+    for spec in DISTRIBUTIONS:
+        dist: Distribution | None = getattr(figures, spec.field)
         values = (dist.mean, dist.p50, dist.p99) if dist else (None, None, None)
-        rows.append((f"{name} ms mean/p50/p99", " / ".join(_ms(v) for v in values)))
+        rows.append((f"{spec.title} ms mean/p50/p99", " / ".join(_ms(v) for v in values)))
     for name, value in rows:
         table.add_row(name, value)
     return table
@@ -102,7 +95,8 @@ def sweep_table(summaries: list[StepSummary]) -> Table:
 
 
 class ConsoleReporter(RunObserver):
-    """Shows progress while a step runs and its table when it ends; silent when `quiet`."""
+    """Says which target is swept, shows progress while a step runs and its table when it ends,
+    and each target's sweep table; silent when `quiet`."""
 
     def __init__(self, console: Console | None = None, *, quiet: bool = False) -> None:
         self.console = console or Console(stderr=True)
@@ -110,6 +104,19 @@ class ConsoleReporter(RunObserver):
         self._live: Live | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._summaries: list[StepSummary] = []
+
+    def on_target_start(self, target: TargetInfo) -> None:
+        """Say what is swept: the target, its URL and model, and where results go."""
+        self._summaries = []
+        if self.quiet:
+            return
+        if target.name is not None:
+            self.console.rule(f"target {target.name}")
+        results = f"  results {target.out_dir}" if target.out_dir is not None else ""
+        where = target.base_url or "virtual time"
+        self.console.print(
+            f"target {target.label}: {where}  model {target.model}{results}", highlight=False
+        )
 
     def on_step_start(self, progress: StepProgress) -> None:
         """Start a live status line, refreshed from the event loop (no extra thread)."""
@@ -136,16 +143,22 @@ class ConsoleReporter(RunObserver):
         for line in step_warnings(summary):
             self.console.print(f"[bold yellow]warning:[/] {line}")
 
+    def on_notice(self, message: str) -> None:
+        """Print an informational line."""
+        if not self.quiet:
+            self.console.print(message, highlight=False)
+
     def on_warning(self, message: str) -> None:
         """Print a warning line (above the live progress line, if one is shown)."""
         if not self.quiet:
             self.console.print(f"[bold yellow]warning:[/] {message}", highlight=False)
 
-    def on_run_end(self) -> None:
-        """Stop any live display; after several steps, print the sweep table."""
+    def on_target_end(self, outcome: TargetOutcome) -> None:
+        """Stop any live display; after several steps, print the target's sweep table."""
         self._stop_live()
         if not self.quiet and len(self._summaries) > 1:
             self.console.print(sweep_table(self._summaries))
+        self._summaries = []
 
     def _stop_live(self) -> None:
         if self._refresher is not None:

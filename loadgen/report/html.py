@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loadgen.core.distributions import DISTRIBUTIONS
 from loadgen.report.console import rate_text
 from loadgen.report.results import RunResults
 from loadgen.report.sweep_plot import plot_sweep
@@ -24,13 +25,13 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 _DPI = 110
-# Request latencies drawn per step: (title, axis label, the requests.jsonl time it ends at).
-# Each is (end - t_send), divided by tokens_out for the per-token latency.
+# Request latencies drawn per step: the requests.jsonl columns, each with its axis label.
 _LATENCIES = (
-    ("TTFT", "time to first token (s)", "t_first_s"),
-    ("E2E latency", "end-to-end latency (s)", "t_last_s"),
-    ("Per-token latency", "per-token latency (s/token)", "t_last_s"),
+    ("ttft_s", "time to first token (s)"),
+    ("e2e_s", "end-to-end latency (s)"),
+    ("per_token_latency_s", "per-token latency (s/token)"),
 )
+_TITLES = {spec.field: spec.title for spec in DISTRIBUTIONS}
 _STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
@@ -94,12 +95,11 @@ def latency_figure(run: RunResults) -> Figure:
     figure = Figure(figsize=(15.0, 4.5), layout="constrained")
     axes = figure.subplots(1, len(_LATENCIES))
     rates = [step.target_rate_rps for step in run.steps]
-    for ax, (title, label, end) in zip(axes, _LATENCIES, strict=True):
-        per_token = title.startswith("Per-token")
-        samples = [_step_values(run.requests, rate, end, per_token) for rate in rates]
+    for ax, (column, label) in zip(axes, _LATENCIES, strict=True):
+        samples = [_step_values(run.requests, rate, column) for rate in rates]
         ax.boxplot(samples, showfliers=False)
         ax.set_xticks(range(1, len(rates) + 1), [rate_text(rate) for rate in rates])
-        ax.set_title(title)
+        ax.set_title(_TITLES[column])
         ax.set_xlabel("request rate (req/s)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -107,17 +107,14 @@ def latency_figure(run: RunResults) -> Figure:
     return figure
 
 
-def _step_values(
-    rows: Sequence[Mapping[str, Any]], rate: float, end: str, per_token: bool
-) -> list[float]:
-    """Latencies (s) ending at field `end` of the kept successes of the step at `rate`."""
+def _step_values(rows: Sequence[Mapping[str, Any]], rate: float, column: str) -> list[float]:
+    """The measured `column` latencies (s) of the kept successes of the step at `rate`."""
     values = [
-        (row[end] - row["t_send_s"]) / (row["tokens_out"] if per_token else 1)
+        row[column]
         for row in rows
         if row["phase"] == "measure"
         and row["ok"]
-        and row[end] is not None
-        and row["tokens_out"]
+        and row.get(column) is not None
         and _rate_of(row) == rate
     ]
     return values or [float("nan")]

@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
+from loadgen.core.distributions import DISTRIBUTION_FIELDS
 from loadgen.core.records import Distribution, StepFigures, StepSummary
 
 
@@ -20,23 +20,18 @@ class ResultsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class RunResults:
-    """One results folder: its configuration, its steps, and its request rows."""
+    """One results folder: what was swept, its configuration, its steps, its request rows."""
 
     path: Path
+    target: Mapping[str, Any]
     config: Mapping[str, Any]
     steps: tuple[StepSummary, ...]
     requests: tuple[Mapping[str, Any], ...]
 
     @property
     def label(self) -> str:
-        """The target's name: its sweep file name, the simulator's label, or "model @ host:port"."""
-        if self.config.get("target"):
-            return str(self.config["target"])
-        simulator = self.config.get("simulator")
-        if isinstance(simulator, Mapping) and "label" in simulator:
-            return str(simulator["label"])
-        host = urlsplit(str(self.config.get("base_url") or "")).netloc
-        return f"{self.config.get('model', '?')} @ {host}" if host else str(self.path.name)
+        """The target's label: its sweep-file name, the simulator's, or "model @ host:port"."""
+        return str(self.target.get("label") or self.path.name)
 
 
 def _number(value: Any) -> Any:
@@ -58,9 +53,7 @@ def figures_from_dict(data: Mapping[str, Any]) -> StepFigures:
     for item in fields(StepFigures):
         key = "num_kept" if item.name == "num_requests" and "num_kept" in data else item.name
         raw = data[key]
-        values[item.name] = (
-            _distribution(raw) if item.name.endswith("_s") and item.name != "window_s" else raw
-        )
+        values[item.name] = _distribution(raw) if item.name in DISTRIBUTION_FIELDS else raw
     return StepFigures(**values)
 
 
@@ -99,15 +92,21 @@ def load_results(path: Path) -> RunResults:
         document = orjson.loads(summary_path.read_bytes())
         steps = tuple(summary_from_dict(step) for step in document["steps"])
         config = document["config"]
+        target = document.get("target") or {}
     except OSError as exc:
         raise ResultsError(f"{summary_path}: cannot read ({exc.strerror or exc})") from None
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ResultsError(f"{summary_path}: not a loadgen summary ({exc})") from None
     if not steps:
         raise ResultsError(f"{summary_path}: no finished step to report")
-    requests_path = path / "requests.jsonl"
-    rows: tuple[Mapping[str, Any], ...] = ()
-    if requests_path.exists():
-        lines = requests_path.read_bytes().splitlines()
-        rows = tuple(orjson.loads(line) for line in lines if line.strip())
-    return RunResults(path, config, steps, rows)
+    rows = _request_rows(path / "requests.jsonl", document.get("requests_bytes"))
+    return RunResults(path, target, config, steps, rows)
+
+
+def _request_rows(path: Path, committed: int | None) -> tuple[Mapping[str, Any], ...]:
+    """The rows of finished steps: up to the size summary.json says its steps wrote (bytes)."""
+    if not path.exists():
+        return ()
+    with path.open("rb") as handle:
+        data = handle.read(committed) if committed is not None else handle.read()
+    return tuple(orjson.loads(line) for line in data.splitlines() if line.strip())

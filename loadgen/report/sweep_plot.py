@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loadgen.core.records import StepSummary
+from loadgen.core.events import RunObserver, StepProgress, TargetInfo, TargetOutcome
+from loadgen.core.records import RequestRecord, StepSummary
 
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
@@ -207,3 +208,39 @@ def write_sweep_plot(path: Path, series: Mapping[str, Sequence[StepSummary]], ti
         temp.unlink(missing_ok=True)
         raise
     return path
+
+
+class SweepPlotter(RunObserver):
+    """Draws each target's sweep.png as its steps end, and every target's in `run_dir`.
+
+    The run folder's plot (one line per target) is drawn for runs of named targets (a sweep
+    file's), after each target ends.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self._run_dir = run_dir
+        self._target: TargetInfo | None = None
+        self._series: dict[str, list[StepSummary]] = {}
+
+    def on_target_start(self, target: TargetInfo) -> None:
+        """Start the target's line."""
+        self._target = target
+        self._series[target.label] = []
+
+    def on_step_end(
+        self, progress: StepProgress, summary: StepSummary, records: list[RequestRecord]
+    ) -> None:
+        """Redraw the target's plot with the step that just ended."""
+        target = self._target
+        if target is None or target.out_dir is None:
+            return
+        steps = self._series[target.label]
+        steps.append(summary)
+        write_sweep_plot(target.out_dir / "sweep.png", {target.label: steps}, target.plot_title)
+
+    def on_target_end(self, outcome: TargetOutcome) -> None:
+        """Redraw the run's plot of every named target swept so far."""
+        target = self._target
+        series = {label: steps for label, steps in self._series.items() if steps}
+        if outcome.name is not None and target is not None and series:
+            write_sweep_plot(self._run_dir / "sweep.png", series, target.plot_title)

@@ -13,10 +13,16 @@ from loadgen.workloads.describe import describe, describe_text, token_lengths
 
 
 def describe_workload(
-    spec: WorkloadConfig, num_requests: int, seed: int, plot: Path | None, *, as_json: bool
+    spec: WorkloadConfig,
+    tokenizer: str | None,
+    num_requests: int,
+    seed: int,
+    plot: Path | None,
+    *,
+    as_json: bool,
 ) -> str:
     """The statistics of the first step's requests as text (or JSON); draws them if `plot`."""
-    counter = token_counter(spec.tokenizer)
+    counter = token_counter(tokenizer)
     workload = build_workload(spec, "completions", counter)
     specs = workload.specs(num_requests, workload_rng(seed, 0))
     summary = describe(specs, counter)

@@ -11,8 +11,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from loadgen.core.events import RunObserver, StepProgress
 from loadgen.core.records import RequestRecord, RequestSpec
-from loadgen.runtime.events import RunObserver, StepProgress
 from loadgen.runtime.pacer import Pacer
 
 _STOPPED_IN_SLOT_QUEUE = "stopped while waiting for a concurrency slot"
@@ -60,8 +60,8 @@ class StepRunner:
         pacer: Pacer,
         observer: RunObserver,
         *,
-        max_concurrency: int | None = None,
-        drain_timeout_s: float = 30.0,
+        max_concurrency: int | None,
+        drain_timeout_s: float,
     ) -> None:
         self._sender = sender
         self._pacer = pacer
@@ -76,68 +76,65 @@ class StepRunner:
         offsets_s: npt.NDArray[np.float64],
         stop: StopSignal,
     ) -> StepResult:
-        """Send `specs[i]` at `progress.t_start_ns + offsets_s[i]`; return when every one ended."""
+        """Send `specs[i]` at `progress.t_start_ns + offsets_s[i]`; return when every one ended.
+
+        A finished request leaves only its record: no task of it is kept until the step ends.
+        """
         slots = asyncio.Semaphore(self._max_concurrency) if self._max_concurrency else None
-        tasks: list[asyncio.Task[RequestRecord]] = []
+        records: list[RequestRecord | None] = [None] * len(specs)
+        in_flight: set[asyncio.Task[None]] = set()
         deadlines_ns: list[int] = (
             np.rint(offsets_s * 1e9).astype(np.int64) + progress.t_start_ns
         ).tolist()
-        dispatcher = asyncio.create_task(
-            self._dispatch(progress, specs, deadlines_ns, slots, tasks, stop)
-        )
+        sending = _Sending(progress, specs, deadlines_ns, slots, records, in_flight, stop)
+        dispatcher = asyncio.create_task(self._dispatch(sending))
         stop_task = asyncio.create_task(stop.stop_sending.wait())
         await asyncio.wait((dispatcher, stop_task), return_when=asyncio.FIRST_COMPLETED)
         interrupted = stop.stop_sending.is_set()
         for task in (dispatcher, stop_task):
             task.cancel()
         await asyncio.gather(dispatcher, stop_task, return_exceptions=True)
-        records = await self._drain(tasks, deadlines_ns, stop, interrupted)
+        await self._drain(in_flight, stop, interrupted)
         failure = None if dispatcher.cancelled() else dispatcher.exception()
         if failure is not None:
             # The pacing loop broke (pacer, observer): a step cut short must not pass as whole.
             raise failure
         duration_s = (perf_counter_ns() - progress.t_start_ns) / 1e9
-        return StepResult(records, stop.stop_sending.is_set(), duration_s)
+        sent = [
+            _unsent_record(index, deadlines_ns[index], "stopped before it was sent")
+            if record is None
+            else record
+            for index, record in enumerate(records[: progress.sent])
+        ]
+        return StepResult(sent, stop.stop_sending.is_set(), duration_s)
 
-    async def _dispatch(
-        self,
-        progress: StepProgress,
-        specs: Sequence[RequestSpec],
-        deadlines_ns: list[int],
-        slots: asyncio.Semaphore | None,
-        tasks: list[asyncio.Task[RequestRecord]],
-        stop: StopSignal,
-    ) -> None:
+    async def _dispatch(self, sending: _Sending) -> None:
         """The pacing loop: wait for each absolute deadline, then start that request."""
         loop = asyncio.get_running_loop()
-        for index, deadline_ns in enumerate(deadlines_ns):
+        progress = sending.progress
+        for index, deadline_ns in enumerate(sending.deadlines_ns):
             if perf_counter_ns() < deadline_ns:
                 await self._pacer.wait_until(deadline_ns)
             lateness_ns = perf_counter_ns() - deadline_ns
-            request = self._one(progress, specs[index], index, deadline_ns, slots, stop)
-            tasks.append(loop.create_task(request))
+            task = loop.create_task(self._one(sending, index, deadline_ns))
+            sending.in_flight.add(task)
+            task.add_done_callback(sending.in_flight.discard)
             progress.sent += 1
             self.observer.on_request_sent(progress, index, lateness_ns)
 
-    async def _one(
-        self,
-        progress: StepProgress,
-        spec: RequestSpec,
-        index: int,
-        t_sched_ns: int,
-        slots: asyncio.Semaphore | None,
-        stop: StopSignal,
-    ) -> RequestRecord:
+    async def _one(self, sending: _Sending, index: int, t_sched_ns: int) -> None:
         """Send one request (after a concurrency slot, if capped) and report its record."""
-        if slots is None:
+        spec = sending.specs[index]
+        if sending.slots is None:
             record = await self._sender.send(spec, index, t_sched_ns)
         else:
-            record = await self._send_in_slot(spec, index, t_sched_ns, slots, stop)
+            record = await self._send_in_slot(spec, index, t_sched_ns, sending.slots, sending.stop)
+        sending.records[index] = record
+        progress = sending.progress
         progress.done += 1
         if not record.ok:
             progress.errors += 1
         self.observer.on_request_done(progress, record)
-        return record
 
     async def _send_in_slot(
         self,
@@ -161,16 +158,12 @@ class StepRunner:
             slots.release()
 
     async def _drain(
-        self,
-        tasks: list[asyncio.Task[RequestRecord]],
-        deadlines_ns: list[int],
-        stop: StopSignal,
-        interrupted: bool,
-    ) -> list[RequestRecord]:
+        self, in_flight: set[asyncio.Task[None]], stop: StopSignal, interrupted: bool
+    ) -> None:
         """Wait for in-flight requests; when stopping, for at most the drain timeout."""
-        if not tasks:
-            return []
-        all_done = asyncio.ensure_future(asyncio.wait(tasks))
+        if not in_flight:
+            return
+        all_done = asyncio.ensure_future(asyncio.wait(set(in_flight)))
         give_up = asyncio.create_task(stop.stop_waiting.wait())
         waits: set[asyncio.Future[Any]] = {all_done, give_up}
         timeout = self._drain_timeout_s if interrupted else None
@@ -180,12 +173,23 @@ class StepRunner:
         await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waits:
             waiter.cancel()
-        for task in tasks:
-            task.cancel()  # no-op for finished ones; the rest end as "cancelled" records
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        return [
-            _as_record(result, index, deadlines_ns[index]) for index, result in enumerate(results)
-        ]
+        left = set(in_flight)
+        for task in left:
+            task.cancel()  # the rest end as "cancelled" records, or are filled in as unsent
+        await asyncio.gather(*left, return_exceptions=True)
+
+
+@dataclass(slots=True)
+class _Sending:
+    """What the pacing loop and each request of one step share."""
+
+    progress: StepProgress
+    specs: Sequence[RequestSpec]
+    deadlines_ns: list[int]
+    slots: asyncio.Semaphore | None
+    records: list[RequestRecord | None]
+    in_flight: set[asyncio.Task[None]]
+    stop: StopSignal
 
 
 def _unsent_record(index: int, t_sched_ns: int, reason: str) -> RequestRecord:
@@ -203,15 +207,6 @@ def _unsent_record(index: int, t_sched_ns: int, reason: str) -> RequestRecord:
         error_kind="cancelled",
         error=reason,
     )
-
-
-def _as_record(result: RequestRecord | BaseException, index: int, t_sched_ns: int) -> RequestRecord:
-    """A task's record; a task cancelled before it could start becomes a "cancelled" record."""
-    if isinstance(result, RequestRecord):
-        return result
-    if isinstance(result, asyncio.CancelledError):
-        return _unsent_record(index, t_sched_ns, "stopped before it was sent")
-    raise result
 
 
 async def _after_stop(stop: StopSignal, drain_timeout_s: float) -> None:

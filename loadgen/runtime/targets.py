@@ -1,85 +1,167 @@
-"""Sweep several targets one after another with the same load, reporting to one metrics registry.
-
-One at a time, so no target's load disturbs another's figures. A target that cannot be swept
-(unreachable, refusing its model) is reported and skipped; a stop ends the whole run.
-"""
+"""Open a target for sweeping: its server (or the built-in simulator), its model, an executor."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
 
-from loadgen.client.openai import ServerProbeError
-from loadgen.config import ConfigError, RunConfig
-from loadgen.report.sweep_plot import write_sweep_plot
-from loadgen.runtime.events import RunObserver
-from loadgen.runtime.metrics_server import live_metrics
-from loadgen.runtime.runner import StopSignal
-from loadgen.runtime.sweep_run import SweepOutcome, plot_title, stop_on_signals, sweep_target
-from loadgen.workloads import DatasetError
+from loadgen.client.openai import OpenAIClient, ServerProbeError, Timeouts
+from loadgen.client.protocol import RequestOptions
+from loadgen.config import ConfigError, RunConfig, ServeConfig, TargetConfig
+from loadgen.core.events import RunObserver
+from loadgen.runtime.pacer import make_pacer
+from loadgen.runtime.plan import TargetPlan
+from loadgen.runtime.runner import StepRunner
+from loadgen.runtime.sim_serve import serve_options
+from loadgen.runtime.sweep import StepExecutor
+from loadgen.runtime.virtual import VirtualStepRunner
+from loadgen.sim.embedded import EmbeddedSim
+from loadgen.sim.server import ServeOptions
+from loadgen.sim.settings import SimSetup
+from loadgen.sim.virtual import OutputPolicy
 
 
 @dataclass(frozen=True, slots=True)
-class TargetFailure:
-    """A target that could not be swept, and why."""
+class OpenTarget:
+    """A target ready to sweep: what answers (model, URL), its label, and what runs its steps."""
 
-    name: str
-    error: Exception
-
-
-@dataclass(frozen=True, slots=True)
-class TargetsOutcome:
-    """What a multi-target run produced: each swept target's outcome, and the failures."""
-
-    swept: tuple[SweepOutcome, ...]
-    failures: tuple[TargetFailure, ...]
-    interrupted: bool
+    model: str
+    base_url: str | None
+    label: str
+    executor: StepExecutor
+    notes: Mapping[str, Any] = field(default_factory=dict)
 
 
-async def run_targets(
-    targets: Sequence[tuple[str, RunConfig]],
-    make_observer: Callable[[str], RunObserver],
-    out_dir: Path,
-    *,
-    stop: StopSignal | None = None,
-    on_model: Callable[[str, str], None] | None = None,
-    on_metrics: Callable[[str], None] | None = None,
-) -> TargetsOutcome:
-    """Sweep each (name, config) into `out_dir/name/`, then plot all in `out_dir/sweep.png`.
-
-    Live metrics (served or pushed as the first target's config says) label each target by its
-    name; `on_model` gets (name, model) as each target starts.
-    """
-    stop = stop or StopSignal()
-    first = targets[0][1]
-    swept: list[SweepOutcome] = []
-    failures: list[TargetFailure] = []
-    with stop_on_signals(stop):
-        async with live_metrics(first.metrics, first.pushgateway, out_dir.name, on_metrics) as live:
-            for name, config in targets:
-                if stop.stop_sending.is_set():
-                    break
-                announce = None if on_model is None else _named(on_model, name)
-                try:
-                    outcome = await sweep_target(
-                        config,
-                        make_observer(name),
-                        out_dir / name,
-                        stop,
-                        live,
-                        on_model=announce,
-                        label=name,
-                        notes={"target": name},
-                    )
-                except (ConfigError, DatasetError, ServerProbeError, OSError) as exc:
-                    failures.append(TargetFailure(name, exc))
-                    continue
-                swept.append(outcome)
-                series = {done.label: done.steps for done in swept}
-                write_sweep_plot(out_dir / "sweep.png", series, plot_title(config))
-    return TargetsOutcome(tuple(swept), tuple(failures), stop.stop_sending.is_set())
+def api_key(target: TargetConfig) -> str | None:
+    """The API key from the target's variable (never stored, never logged)."""
+    if target.api_key_env is None:
+        return None
+    key = os.environ.get(target.api_key_env)
+    if not key:
+        raise ConfigError(f"api_key_env {target.api_key_env}: that variable is not set")
+    return key
 
 
-def _named(on_model: Callable[[str, str], None], name: str) -> Callable[[str], None]:
-    return lambda model: on_model(name, model)
+def timeouts(target: TargetConfig) -> Timeouts:
+    """The target's per-request limits (s)."""
+    return Timeouts(
+        target.connect_timeout_s,
+        target.ttft_timeout_s,
+        target.idle_timeout_s,
+        target.request_timeout_s,
+    )
+
+
+def request_options(target: TargetConfig, plan: TargetPlan, model: str) -> RequestOptions:
+    """The request-body options of `target` for `model`: its body fields, ignore_eos settled."""
+    optional = target.body_fields()
+    if target.ignore_eos is None and plan.forced_lengths:
+        optional["ignore_eos"] = True  # generated lengths mean nothing unless forced
+    return RequestOptions(
+        endpoint=target.endpoint,
+        model=model,
+        stream=target.stream,
+        optional=optional,
+        extra_body=target.extra_body,
+    )
+
+
+def simulator_notes(config: RunConfig, setup: SimSetup) -> dict[str, Any]:
+    """What results say about the simulated engine."""
+    return {"simulator": asdict(setup) | {"label": config.sim.label}}
+
+
+async def resolve_model(client: OpenAIClient, model: str | None) -> str:
+    """`model`, or the first model the server lists; ServerProbeError if it cannot tell."""
+    try:
+        ids = await client.list_models()
+    except ServerProbeError as exc:
+        if model is None or str(exc).startswith("cannot reach"):
+            raise
+        return model  # some servers have no usable /models; the requests will tell
+    if model is not None:
+        return model
+    if not ids:
+        raise ServerProbeError(f"{client.base_url}/models lists no model; pass --model")
+    return ids[0]
+
+
+@contextlib.asynccontextmanager
+async def open_http(
+    config: RunConfig,
+    target: TargetConfig,
+    plan: TargetPlan,
+    observer: RunObserver,
+    setup: SimSetup | None,
+) -> AsyncIterator[OpenTarget]:
+    """`target` over HTTP; with no base URL, the built-in simulator `setup` in its own process."""
+    async with contextlib.AsyncExitStack() as stack:
+        base_url, label, notes = target.base_url, target.name, {}
+        if base_url is None:
+            if setup is None:
+                raise ConfigError("a target with no base_url needs the simulator's setup")
+            served = target.model or config.sim.model
+            sim = stack.enter_context(EmbeddedSim(setup, _serve_options(config, served)))
+            stack.callback(_check_sim, sim, observer)
+            observer.on_notice(
+                f"no base URL: sweeping the built-in simulator ({setup.describe()}) at "
+                f"{sim.base_url}"
+            )
+            base_url, label = sim.base_url, label or config.sim.label
+            notes = simulator_notes(config, setup)
+        client = OpenAIClient(
+            base_url,
+            request_options(target, plan, ""),
+            timeouts=timeouts(target),
+            api_key=api_key(target),
+            headers=target.headers,
+            count_tokens=plan.output_counter,
+            on_warning=observer.on_warning,
+        )
+        await stack.enter_async_context(client)
+        model = await resolve_model(client, target.model)
+        client.options = request_options(target, plan, model)
+        pacer = make_pacer(asyncio.get_running_loop())
+        stack.callback(pacer.close)
+        runner = StepRunner(
+            client,
+            pacer,
+            observer,
+            max_concurrency=config.load.max_concurrency,
+            drain_timeout_s=config.load.drain_timeout_s,
+        )
+        label = label or f"{model} @ {urlsplit(base_url).netloc}"
+        yield OpenTarget(model, base_url, label, runner, notes)
+
+
+def _serve_options(config: RunConfig, served_model: str) -> ServeOptions:
+    """The built-in simulator: vLLM's API in real time, with the run's engine and seed."""
+    serve = ServeConfig(served_model_name=served_model, seed=config.load.seed, sim=config.sim)
+    return serve_options(serve)
+
+
+def _check_sim(sim: EmbeddedSim, observer: RunObserver) -> None:
+    failure = sim.failure()
+    if failure is not None:
+        observer.on_warning(f"{failure}: requests after that failed")
+
+
+@contextlib.asynccontextmanager
+async def open_virtual(
+    config: RunConfig, target: TargetConfig, plan: TargetPlan, setup: SimSetup
+) -> AsyncIterator[OpenTarget]:
+    """`target`'s requests through the simulated engine `setup` in virtual time."""
+    ignore_eos = request_options(target, plan, setup.model.name).optional.get("ignore_eos")
+    outputs = OutputPolicy(
+        ignore_eos=bool(ignore_eos),
+        min_tokens=target.min_tokens or 0,
+        eos_mean_tokens=config.sim.eos_mean_tokens,
+    )
+    runner = VirtualStepRunner(setup, outputs, config.load.seed)
+    label = target.name or config.sim.label
+    yield OpenTarget(setup.model.name, None, label, runner, simulator_notes(config, setup))

@@ -47,12 +47,9 @@ def token_counter(tokenizer: str | None) -> ExactCounter | EstimateCounter:
 
 
 def build_workload(
-    spec: WorkloadConfig,
-    endpoint: Endpoint,
-    counter: ExactCounter | EstimateCounter | None = None,
+    spec: WorkloadConfig, endpoint: Endpoint, counter: ExactCounter | EstimateCounter
 ) -> Workload:
     """The configured workload (DatasetError or ValueError when it cannot be built)."""
-    counter = counter or token_counter(spec.tokenizer)
     workload: Workload
     if spec.dataset == "synthetic":
         workload = SyntheticWorkload(spec.input_len, spec.output_len)

@@ -30,11 +30,11 @@ from loadgen.sim.virtual import OutputPolicy
 class ServeOptions:
     """How the server presents itself: API flavor, model id, speed, EOS draw (s, tokens)."""
 
-    flavor: Flavor = "vllm"
-    served_model: str = "llama-2-7b"
-    time_scale: float = 1.0
-    eos_mean_tokens: float = 256.0
-    seed: int = 0
+    flavor: Flavor
+    served_model: str
+    time_scale: float
+    eos_mean_tokens: float
+    seed: int
 
 
 def _json(data: Any, status: int = 200) -> web.Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from loadgen.sim.cost_model import CostModel, Overheads, PaperFitCost, RooflineCost
 from loadgen.sim.engine import POLICIES, Engine, EngineConfig, Policy
@@ -23,28 +23,30 @@ CostKind = Literal["roofline", "paper"]
 COST_MODELS: tuple[CostKind, ...] = ("roofline", "paper")
 
 
-@dataclass(frozen=True, slots=True)
-class SimSettings:
-    """The simulated server: preset names, an optional TOML file, and engine limits.
+class SimChoice(Protocol):
+    """What to simulate (the config model's `sim` section): preset names, a TOML file, limits.
 
     Engine limits left as None take the file's `[engine]` value, else EngineConfig's default.
     """
 
-    gpu: str = "a100"
-    model: str = "llama-2-7b"
-    policy: Policy = "vllm"
-    cost_model: CostKind = "roofline"
-    config_file: Path | None = None
-    max_num_seqs: int | None = None
-    max_num_batched_tokens: int | None = None
-    token_budget: int | None = None
-    gpu_memory_utilization: float | None = None
-    eos_mean_tokens: float = 256.0
-
     @property
-    def label(self) -> str:
-        """A short name for results and plots, e.g. "sim a100/llama-2-7b/vllm"."""
-        return f"sim {self.gpu}/{self.model}/{self.policy}"
+    def gpu(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def policy(self) -> Policy: ...
+    @property
+    def cost_model(self) -> CostKind: ...
+    @property
+    def config_file(self) -> Path | None: ...
+    @property
+    def max_num_seqs(self) -> int | None: ...
+    @property
+    def max_num_batched_tokens(self) -> int | None: ...
+    @property
+    def token_budget(self) -> int | None: ...
+    @property
+    def gpu_memory_utilization(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,7 @@ class SimSetup:
         return f"{self.gpu.name}, {self.model.name}, {self.engine.policy} scheduler"
 
 
-def resolve(settings: SimSettings) -> SimSetup:
+def resolve(settings: SimChoice) -> SimSetup:
     """Presets, then the file's tables, then flags (PresetError when anything is unusable)."""
     if settings.policy not in POLICIES:
         raise PresetError(f"unknown policy {settings.policy!r}; choose from {', '.join(POLICIES)}")
@@ -94,7 +96,7 @@ def resolve(settings: SimSettings) -> SimSetup:
     return setup
 
 
-def _engine_config(settings: SimSettings, table: dict[str, Any], where: str) -> EngineConfig:
+def _engine_config(settings: SimChoice, table: dict[str, Any], where: str) -> EngineConfig:
     """EngineConfig defaults, the file's [engine] values, then any flag that was given."""
     flags = {
         "max_num_seqs": settings.max_num_seqs,

@@ -7,6 +7,7 @@ step, and its tokens become visible when the step that produced them ends.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,9 +29,9 @@ class OutputPolicy:
     `eos_mean_tokens`, kept within `[min_tokens, max_tokens]`.
     """
 
-    ignore_eos: bool = True
-    min_tokens: int = 0
-    eos_mean_tokens: float = 256.0
+    ignore_eos: bool
+    min_tokens: int
+    eos_mean_tokens: float
 
     def length(self, max_tokens: int, rng: np.random.Generator) -> int:
         """Tokens a request asking for `max_tokens` will generate (at least 1)."""
@@ -62,7 +63,7 @@ def spec_prompt_tokens(spec: RequestSpec) -> int:
 class _Trace:
     """Token times (s) of one request as the virtual run goes."""
 
-    token_times_s: list[float]
+    token_times_s: array[float]
     done_s: float | None = None
 
 
@@ -75,8 +76,9 @@ def simulate_requests(
 ) -> list[RequestRecord]:
     """Run `specs[i]` arriving at `offsets_s[i]` through `engine`; records in send order (ns)."""
     order = np.argsort(offsets_s, kind="stable")
+    # Requests in the engine; each becomes its compact record as soon as it ends.
     traces: dict[int, _Trace] = {}
-    refused: dict[int, str] = {}
+    records: list[RequestRecord | None] = [None] * len(specs)
     now_s = 0.0
     position = 0
     while position < len(order) or engine.has_work():
@@ -87,7 +89,7 @@ def simulate_requests(
             position += 1
             reason = _admit(engine, specs[index], index, outputs, rng, traces)
             if reason is not None:
-                refused[index] = reason
+                records[index] = _record(index, specs[index], offsets_s, None, reason)
         if not engine.has_work():
             continue
         result = engine.step()
@@ -95,9 +97,12 @@ def simulate_requests(
         for seq in result.emitted:
             traces[seq.rid].token_times_s.append(now_s)
         for seq in result.finished:
-            traces[seq.rid].done_s = now_s
+            trace = traces.pop(seq.rid)
+            trace.done_s = now_s
+            records[seq.rid] = _record(seq.rid, specs[seq.rid], offsets_s, trace, None)
     return [
-        _record(i, specs[i], offsets_s, traces.get(i), refused.get(i)) for i in range(len(specs))
+        _record(i, specs[i], offsets_s, None, None) if record is None else record
+        for i, record in enumerate(records)
     ]
 
 
@@ -115,7 +120,7 @@ def _admit(
     if reason is None:
         length = outputs.length(spec.max_tokens, rng)
         engine.add(SimSequence(rid=index, prompt_tokens=tokens_in, output_tokens=length))
-        traces[index] = _Trace([])
+        traces[index] = _Trace(array("d"))
     return reason
 
 
@@ -141,7 +146,7 @@ def _record(
             error=refusal or "never scheduled",
             status=400,
         )
-    times_ns = [round(t * _NS_PER_S) for t in trace.token_times_s]
+    times_ns = array("q", [round(t * _NS_PER_S) for t in trace.token_times_s])
     return RequestRecord(
         index=index,
         t_sched_ns=t_send_ns,

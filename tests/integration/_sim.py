@@ -10,20 +10,31 @@ import aiohttp
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
+from loadgen.config import ServeConfig, SimConfig
+from loadgen.runtime.sim_serve import serve_options
 from loadgen.sim.server import ServeOptions, SimServer, start_server
-from loadgen.sim.settings import SimSettings, SimSetup, resolve
+from loadgen.sim.settings import SimSetup, resolve
 
 DONE = "[DONE]"
 
 
+def served(flavor: str = "vllm", **serve: Any) -> ServeOptions:
+    """The simulated server's options: the configuration's defaults with `serve` changed.
+
+    `eos_mean_tokens` goes to the engine's settings, the rest to the server's.
+    """
+    sim = SimConfig(eos_mean_tokens=serve.pop("eos_mean_tokens", SimConfig().eos_mean_tokens))
+    return serve_options(ServeConfig(api_flavor=flavor, sim=sim, **serve))
+
+
 @asynccontextmanager
 async def serving(
-    setup: SimSetup | SimSettings | None = None, options: ServeOptions | None = None
+    setup: SimSetup | SimConfig | None = None, options: ServeOptions | None = None
 ) -> AsyncIterator[tuple[SimServer, str]]:
     """A SimServer on a free loopback port of the running loop; yields it and its root URL."""
     if not isinstance(setup, SimSetup):
-        setup = resolve(setup or SimSettings())
-    server = SimServer(setup, options or ServeOptions())
+        setup = resolve(setup or SimConfig())
+    server = SimServer(setup, options or served())
     runner, port = await start_server(server, "127.0.0.1", 0)
     try:
         yield server, f"http://127.0.0.1:{port}"

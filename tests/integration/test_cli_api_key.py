@@ -76,7 +76,7 @@ def test_api_key_is_sent_and_never_written_or_printed(
         assert (row["error_kind"], row["status"]) == ("http_4xx", 401)
         assert "invalid credentials" in row["error"]
         assert "***" in row["error"]
-    assert read_summary(tmp_path)["config"]["api_key_env"] == KEY_ENV
+    assert read_summary(tmp_path)["config"]["target"]["api_key_env"] == KEY_ENV
     # Neither secret, nor any 8-character piece of one, is in any file or on the terminal.
     texts = {
         path.name: path.read_bytes().decode("utf-8", "replace")

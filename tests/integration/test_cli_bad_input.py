@@ -90,7 +90,10 @@ def test_server_without_model_list_works_with_model(
     ("args", "needles"),
     [
         (["--rate", "0"], ["--rate"]),
-        (["--num-requests", "100", "--trim", "50"], ["--num-requests 100", "--trim"]),
+        (
+            ["--num-requests", "100", "--trim", "50"],
+            ["--num-requests: 100 requests", "trimming 50"],
+        ),
         (["--max-concurrency", "0"], ["--max-concurrency"]),
         (["--ttft-timeout", "0"], ["timeout"]),
         (["--base-url", "ftp://example.com"], ["http://"]),

@@ -78,8 +78,14 @@ def test_describe_with_a_tokenizer_counts_exactly(
     [
         (["nope.json"], "--dataset nope.json: no such file"),
         (["s2s", "--tokenizer", "/no/such/tokenizer.json"], "/no/such/tokenizer.json"),
-        (["s2s", "--shuffle", "--replacement"], "--shuffle and --replacement"),
-        (["s2s", "--num-requests", "0"], "--num-requests must be >= 1"),
+        (
+            ["s2s", "--shuffle", "--replacement"],
+            "--replacement: shuffle and replacement exclude each other",
+        ),
+        (
+            ["s2s", "--num-requests", "0"],
+            "--num-requests: must be greater than or equal to 1 (got '0')",
+        ),
     ],
 )
 def test_describe_bad_input_exits_2(

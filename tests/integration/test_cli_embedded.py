@@ -26,7 +26,7 @@ def test_run_without_base_url_sweeps_the_embedded_simulator(
 
     assert code == 0, err
     flat = " ".join(err.split())  # the console may wrap the notice
-    assert "no --base-url: sweeping the built-in simulator" in flat, err
+    assert "no base URL: sweeping the built-in simulator" in flat, err
     assert "http://127.0.0.1:" in flat
     assert "Traceback" not in err
 
@@ -37,9 +37,11 @@ def test_run_without_base_url_sweeps_the_embedded_simulator(
     assert step["num_kept"] == step["num_ok"] == 40
     assert step["num_errors"] == 0
     assert step["tokens_source"] == "server"
-    assert summary["config"]["simulator"]["label"] == "sim a100/llama-2-7b/vllm"
-    assert summary["config"]["base_url"].startswith("http://127.0.0.1:")  # where it ran
-    assert summary["config"]["model"] == "llama-2-7b"
+    assert summary["simulator"]["label"] == "sim a100/llama-2-7b/vllm"
+    assert summary["target"]["label"] == "sim a100/llama-2-7b/vllm"
+    assert summary["target"]["base_url"].startswith("http://127.0.0.1:")  # where it ran
+    assert summary["target"]["model"] == "llama-2-7b"
+    assert summary["config"]["target"]["base_url"] is None  # a replay starts its own again
 
     rows = read_jsonl(tmp_path / "requests.jsonl")
     assert len(rows) == 60

@@ -64,12 +64,12 @@ def test_sweep_writes_its_files_and_throughput_grows_with_rate(tmp_path: Path) -
         assert (tmp_path / name).stat().st_size > 0, name
     assert (tmp_path / "sweep.png").read_bytes()[:8] == PNG_SIGNATURE
     assert len((tmp_path / "summary.csv").read_text().strip().splitlines()) == 1 + 3
-    simulator = summary["config"]["simulator"]
+    simulator = summary["simulator"]
     assert simulator["gpu"]["name"] == "H100 SXM"
     assert simulator["model"]["name"] == "Mistral-7B"
     assert simulator["engine"]["policy"] == "vllm"
     assert simulator["label"] == "sim h100/mistral-7b/vllm"
-    assert summary["config"]["model"] == "Mistral-7B"
+    assert summary["target"]["model"] == "Mistral-7B"
 
     steps = summary["steps"]
     assert [step["target_rate_rps"] for step in steps] == [10.0, 40.0, "inf"]
@@ -98,7 +98,7 @@ def test_same_seed_same_figures_other_policy_other_figures(tmp_path: Path) -> No
         tmp_path / "b" / "requests.jsonl"
     )
     assert _figures(fused) != _figures(first)
-    assert fused["config"]["simulator"]["engine"]["policy"] == "splitfuse"
+    assert fused["simulator"]["engine"]["policy"] == "splitfuse"
 
 
 def test_faster_hardware_and_smaller_models_give_more_tokens(tmp_path: Path) -> None:
@@ -120,7 +120,7 @@ def test_sim_config_file_changes_the_hardware(tmp_path: Path) -> None:
     half = batch_tps(tmp_path / "half", "--sim-config", str(config), dataset="s2l")
 
     summary = read_summary(tmp_path / "half")
-    assert summary["config"]["simulator"]["gpu"]["memory_gib"] == 40
+    assert summary["simulator"]["gpu"]["memory_gib"] == 40
     assert half < full  # a smaller KV cache batches fewer long sequences
 
 
@@ -143,7 +143,7 @@ BASE = ("simulate", "--rates", "inf", "--num-requests", "20", "--trim", "0", "--
         (("--max-concurrency", "4"), None, "--max-concurrency"),
         (("--max-num-batched-tokens", "100"), None, "max_num_batched_tokens 100"),
         (("--gpu", "rtx3090", "--model", "llama-2-13b"), None, "no room for a KV cache"),
-        (("--gpu-memory-utilization", "1.5"), None, "gpu_memory_utilization"),
+        (("--gpu-memory-utilization", "1.5"), None, "--gpu-memory-utilization"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(

@@ -129,7 +129,7 @@ def test_sweep_exits_zero_and_writes_every_file(sweep: SweepRun) -> None:
         assert (sweep.out / name).is_file()
     document = sweep.summary
     assert document["tool"] == "loadgen"
-    assert document["config"]["model"] == "fake-model"
+    assert document["target"]["model"] == "fake-model"
     assert [step["step"] for step in document["steps"]] == [0, 1]
 
 

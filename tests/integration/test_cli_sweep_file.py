@@ -34,11 +34,14 @@ TRIM = 4
 def write_sweep_file(path: Path, targets: list[tuple[str, str, str]]) -> Path:
     """A TOML sweep file: two steps of s2s, and (name, base URL, extra TOML lines) targets."""
     lines = [
+        "[workload]",
         'dataset = "s2s"',
-        "rates = [40, 80]",
-        f"num-requests = {NUM_REQUESTS}",
-        f"trim = {TRIM}",
         "output_len = 6",
+        "[load]",
+        "rates_rps = [40, 80]",
+        f"num_requests = {NUM_REQUESTS}",
+        f"trim = {TRIM}",
+        "[target]",
         'headers = { X-Common = "common" }',
     ]
     for name, url, extra in targets:
@@ -76,10 +79,13 @@ def test_targets_are_swept_in_turn_with_their_own_options(
     assert sorted(printed) == ["chat", "plain"]
     for name, fake, endpoint in (("plain", plain, "completions"), ("chat", chat, "chat")):
         summary = read_summary(out / name)
-        assert printed[name] == summary
+        # What --json printed is the summary, less where its rows end in requests.jsonl.
+        assert printed[name] == {k: v for k, v in summary.items() if k != "requests_bytes"}
         assert [step["target_rate_rps"] for step in summary["steps"]] == [40, 80]
-        assert summary["config"]["target"] == name
-        assert summary["config"]["endpoint"] == endpoint
+        assert summary["target"]["name"] == name
+        assert summary["target"]["base_url"].endswith("/v1")
+        (own,) = [t for t in summary["config"]["targets"] if t["name"] == name]
+        assert own.get("endpoint", summary["config"]["target"]["endpoint"]) == endpoint
         assert len(read_jsonl(out / name / "requests.jsonl")) == 2 * NUM_REQUESTS
         # Every request went to this target's server, on its endpoint.
         assert len(fake.seen.requests) == 2 * NUM_REQUESTS
@@ -162,6 +168,6 @@ def test_a_missing_api_key_fails_before_any_target_is_swept(
         code = run_cli(["sweep", "--config", str(config), "--out", str(tmp_path / "out")])
     err = " ".join(capfd.readouterr().err.split())
     assert code == 2
-    assert f"target second: --api-key-env {KEY_ENV}: that variable is not set" in err
+    assert f"target second: api_key_env {KEY_ENV}: that variable is not set" in err
     assert fake.seen.requests == []
     assert "Traceback" not in err

@@ -123,7 +123,7 @@ def test_shuffle_is_seeded(tmp_path: Path) -> None:
     ("extra", "message"),
     [
         (["--dataset", "s3s"], "--dataset s3s: no such file, and not one of synthetic, s2s"),
-        (["--shuffle", "--replacement"], "--shuffle and --replacement"),
+        (["--shuffle", "--replacement"], "shuffle and replacement exclude each other"),
         (["--min-input", "0"], "--min-input"),
     ],
 )

@@ -13,8 +13,12 @@ import pytest
 
 from loadgen.client.openai import OpenAIClient, Timeouts
 from loadgen.client.protocol import Endpoint, RequestOptions
+from loadgen.config import TargetConfig
 from loadgen.core.records import ErrorKind, RequestRecord, RequestSpec
+from loadgen.runtime.targets import timeouts as target_timeouts
 from tests.support.fake_openai import Behaviour, FakeOpenAI, Fault, closed_port_url, serve
+
+DEFAULT_TIMEOUTS = target_timeouts(TargetConfig())
 
 OPTIONS = RequestOptions(model="fake-model")
 SPEC = RequestSpec("#0 hello there", 8)
@@ -28,7 +32,7 @@ async def send_to(
     timeouts: Timeouts | None = None,
     spec: RequestSpec = SPEC,
 ) -> RequestRecord:
-    async with OpenAIClient(url, options, timeouts=timeouts) as client:
+    async with OpenAIClient(url, options, timeouts=timeouts or DEFAULT_TIMEOUTS) as client:
         return await client.send(spec, 7, perf_counter_ns())
 
 
@@ -167,7 +171,9 @@ async def test_non_streaming_answer_is_bounded_by_total_not_ttft_limit() -> None
     fake = FakeOpenAI(Behaviour(ttft_s=0.3))
     options = RequestOptions(model="fake-model", stream=False)
     async with serve(fake) as url:
-        record = await send_to(url, options, Timeouts(connect_s=5, ttft_s=0.1, total_s=5))
+        record = await send_to(
+            url, options, Timeouts(connect_s=5, ttft_s=0.1, idle_s=120, total_s=5)
+        )
 
     assert record.ok, record.error
 
@@ -176,7 +182,9 @@ async def test_non_streaming_answer_times_out_on_total_limit() -> None:
     fake = FakeOpenAI(Behaviour(ttft_s=STALL_S))
     options = RequestOptions(model="fake-model", stream=False)
     async with serve(fake) as url:
-        record = await send_to(url, options, Timeouts(connect_s=5, ttft_s=60, total_s=0.25))
+        record = await send_to(
+            url, options, Timeouts(connect_s=5, ttft_s=60, idle_s=120, total_s=0.25)
+        )
 
     assert_failed(record, "timeout")
     assert record.error is not None
@@ -189,7 +197,7 @@ async def test_long_error_body_is_cut_after_redaction() -> None:
     key = "sk-" + "0123456789abcdef" * 3
     fake = FakeOpenAI(Behaviour(fault="http_401_echo"))
     async with serve(fake) as url:
-        client = OpenAIClient(url, OPTIONS, api_key=key)
+        client = OpenAIClient(url, OPTIONS, timeouts=DEFAULT_TIMEOUTS, api_key=key)
         async with client:
             record = await client.send(SPEC, 7, perf_counter_ns())
 

@@ -22,9 +22,13 @@ import pytest
 
 from loadgen.client.openai import OpenAIClient, Timeouts
 from loadgen.client.protocol import Endpoint, RequestOptions
+from loadgen.config import TargetConfig
 from loadgen.core.records import RequestRecord, RequestSpec
 from loadgen.core.stats import step_figures
+from loadgen.runtime.targets import timeouts as target_timeouts
 from tests.support.fake_openai import Behaviour, FakeOpenAI, serve
+
+DEFAULT_TIMEOUTS = target_timeouts(TargetConfig())
 
 LOW = 0.001
 HIGH = 0.040
@@ -48,7 +52,10 @@ async def send_one(
     timeouts: Timeouts | None = None,
 ) -> RequestRecord:
     """Serve `fake` on a loopback port and send `spec` to it once."""
-    async with serve(fake) as url, OpenAIClient(url, options, timeouts=timeouts) as client:
+    async with (
+        serve(fake) as url,
+        OpenAIClient(url, options, timeouts=timeouts or DEFAULT_TIMEOUTS) as client,
+    ):
         return await client.send(spec, 0, perf_counter_ns())
 
 
@@ -121,7 +128,9 @@ async def test_multi_token_chunks_weight_itl_by_tokens(chunk_usage: bool) -> Non
     assert record.tokens_out == max_tokens
     assert record.tokens_source == "server"
     assert len(record.chunk_times_ns) == 4
-    assert record.chunk_tokens == ([4, 4, 4, 4] if chunk_usage else None)
+    assert (None if record.chunk_tokens is None else list(record.chunk_tokens)) == (
+        [4, 4, 4, 4] if chunk_usage else None
+    )
     figures = step_figures([record], {})
     itl, tpot = figures.itl_s, figures.tpot_s
     assert itl is not None
@@ -142,7 +151,7 @@ async def test_uneven_chunks_with_per_chunk_usage_keep_exact_counts() -> None:
 
     assert record.ok, record.error
     assert record.tokens_out == 14
-    assert record.chunk_tokens == [4, 4, 4, 2]
+    assert list(record.chunk_tokens or ()) == [4, 4, 4, 2]
     itl = step_figures([record], {}).itl_s
     assert itl is not None
     assert itl.count == 10

@@ -21,12 +21,12 @@ import orjson
 import pytest
 import yaml
 
-from loadgen.cli import build_parser, config_from_args, main
-from loadgen.cli_config import sweep_file_of, targets_from_args
-from loadgen.config import RunConfig
+from loadgen.cli import main
+from loadgen.config import RunConfig, SimConfig, TargetConfig, resolve
+from loadgen.config.files import file_source
 from loadgen.sim.embedded import EmbeddedSim
-from loadgen.sim.server import ServeOptions
-from loadgen.sim.settings import SimSettings, resolve
+from loadgen.sim.settings import resolve as resolve_sim
+from tests.integration._sim import served
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -143,35 +143,33 @@ def _mounted_file(service: dict[str, Any], container_path: str) -> Path:
     raise AssertionError(f"{container_path} is not mounted from the repo")
 
 
-def _sweep_targets(service: dict[str, Any]) -> list[tuple[str, RunConfig]]:
-    """The targets of the sweep file a loadgen service runs, parsed as the CLI would."""
+def _sweep_targets(service: dict[str, Any]) -> tuple[TargetConfig, ...]:
+    """The targets of the sweep file a loadgen service runs, resolved as the CLI would."""
     command = [str(part) for part in service["command"]]
     sweep_file = _mounted_file(service, command[command.index("--config") + 1])
-    argv = ["sweep", "--config", str(sweep_file)]
-    args = build_parser(sweep_file_of(argv)).parse_args(argv)
-    return targets_from_args(args, config_from_args)
+    return resolve([file_source(sweep_file)], RunConfig).config.targets
 
 
 def test_gpu_sweep_file_compares_vllm_and_mii_served_by_compose() -> None:
     known = services()
     targets = _sweep_targets(known["loadgen-gpu"])
-    assert [name for name, _ in targets] == ["vllm", "mii"]
-    for name, config in targets:
-        url = urlsplit(config.base_url or "")
-        assert url.hostname in known, f"{name}: {url.hostname} is not a compose service"
-        assert str(url.port) in _served_ports(known[url.hostname]), name
+    assert [target.name for target in targets] == ["vllm", "mii"]
+    for target in targets:
+        url = urlsplit(target.base_url or "")
+        assert url.hostname in known, f"{target.name}: {url.hostname} is not a compose service"
+        assert str(url.port) in _served_ports(known[url.hostname]), target.name
         # MII cannot force lengths, so neither may: both end at EOS, decoding greedily.
-        assert (config.ignore_eos, config.top_k) == (False, 1), name
+        assert (target.ignore_eos, target.top_k) == (False, 1), target.name
     assert set(known["loadgen-gpu"]["depends_on"]) == {"vllm", "mii"}
 
 
 def test_gpu_sweep_file_runs_against_simulated_vllm_and_mii(tmp_path: Path) -> None:
     """gpu.toml's request options, sent to the simulator in each server's flavor, all succeed."""
     text = (DOCKER / "sweeps" / "gpu.toml").read_text()
-    setup = resolve(SimSettings(gpu="h100"))
+    setup = resolve_sim(SimConfig(gpu="h100"))
     with (
-        EmbeddedSim(setup, ServeOptions(flavor="vllm")) as vllm,
-        EmbeddedSim(setup, ServeOptions(flavor="mii", eos_mean_tokens=16)) as mii,
+        EmbeddedSim(setup, served("vllm")) as vllm,
+        EmbeddedSim(setup, served("mii", eos_mean_tokens=16)) as mii,
     ):
         local = text.replace("http://vllm:8000/v1", vllm.base_url)
         local = local.replace("http://mii:8001/v1", mii.base_url)
@@ -191,10 +189,10 @@ def test_staging_sweep_file_gets_its_api_key_by_name_only() -> None:
     service = services()["loadgen-staging"]
     targets = _sweep_targets(service)
     assert len(targets) >= 2
-    key_vars = {config.api_key_env for _, config in targets}
+    key_vars = {target.api_key_env for target in targets}
     assert key_vars == {"STAGING_API_KEY"}
     assert service["environment"]["STAGING_API_KEY"] == "${STAGING_API_KEY:-}"
-    assert all((config.base_url or "").startswith("https://") for _, config in targets)
+    assert all((target.base_url or "").startswith("https://") for target in targets)
 
 
 def test_mii_container_command_exists() -> None:

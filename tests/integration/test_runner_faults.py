@@ -16,8 +16,8 @@ import pytest
 
 from loadgen.client.openai import OpenAIClient, Timeouts
 from loadgen.client.protocol import RequestOptions
+from loadgen.core.events import RunObserver, StepProgress
 from loadgen.core.records import ErrorKind, RequestRecord, RequestSpec
-from loadgen.runtime.events import RunObserver, StepProgress
 from loadgen.runtime.pacer import make_pacer
 from loadgen.runtime.runner import StepResult, StepRunner, StopSignal
 from tests.support.fake_openai import Behaviour, FakeOpenAI, Fault, Incoming, serve
@@ -64,7 +64,9 @@ async def step_runner(
         async with client:
             pacer = make_pacer(asyncio.get_running_loop())
             try:
-                yield StepRunner(client, pacer, observer, drain_timeout_s=drain_timeout_s)
+                yield StepRunner(
+                    client, pacer, observer, max_concurrency=None, drain_timeout_s=drain_timeout_s
+                )
             finally:
                 pacer.close()
 

@@ -13,11 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from loadgen.sim.server import ServeOptions
-from tests.integration._sim import DONE, post_sse, serving, token_events
+from tests.integration._sim import DONE, post_sse, served, serving, token_events
 
 MODEL = "llama-2-7b"
-FAST = ServeOptions(time_scale=0.1, eos_mean_tokens=8)
+FAST = served(time_scale=0.1, eos_mean_tokens=8)
 
 
 def completion(max_tokens: int, **extra: Any) -> dict[str, Any]:

@@ -14,17 +14,15 @@ import aiohttp
 import pytest
 import tokenizers
 
-from loadgen.config import RunConfig, WorkloadConfig
-from loadgen.runtime.events import RunObserver
-from loadgen.runtime.sweep_run import run_sweep
+from loadgen.config import LoadConfig, OutputConfig, RunConfig, TargetConfig, WorkloadConfig
+from loadgen.runtime.run import run_config
 from loadgen.sim.responses import WORDS
-from loadgen.sim.server import ServeOptions
 from tests.integration._helpers import read_jsonl, read_summary
-from tests.integration._sim import DONE, post_sse, serving, token_events
+from tests.integration._sim import DONE, post_sse, served, serving, token_events
 from tests.support.tokenizer import build_bpe_tokenizer
 
 MODEL = "llama-2-7b"
-MII = ServeOptions(flavor="mii", time_scale=0.1, eos_mean_tokens=8)
+MII = served("mii", time_scale=0.1, eos_mean_tokens=8)
 
 
 @pytest.fixture(scope="module")
@@ -103,15 +101,14 @@ NUM_REQUESTS, TRIM, OUTPUT_LEN = 30, 5, 24
 async def _sweep(out: Path, tokenizer: str | None, endpoint: str = "completions") -> Any:
     async with serving(options=MII) as (server, root):
         config = RunConfig(
-            base_url=f"{root}/v1",
-            rates_rps=(60.0,),
-            endpoint=endpoint,  # type: ignore[arg-type]
-            workload=WorkloadConfig(input_len=32, output_len=OUTPUT_LEN, tokenizer=tokenizer),
-            num_requests=NUM_REQUESTS,
-            trim=TRIM,
-            temperature=0.5,
+            target=TargetConfig(
+                base_url=f"{root}/v1", endpoint=endpoint, temperature=0.5, tokenizer=tokenizer
+            ),
+            load=LoadConfig(rates_rps=(60.0,), num_requests=NUM_REQUESTS, trim=TRIM),
+            workload=WorkloadConfig(input_len=32, output_len=OUTPUT_LEN),
+            output=OutputConfig(out_dir=out),
         )
-        await run_sweep(config, RunObserver(), out)
+        await run_config(config)
         assert server.loop is not None
         return server.loop.stats()
 

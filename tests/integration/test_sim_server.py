@@ -17,24 +17,29 @@ import aiohttp
 import orjson
 import pytest
 
-from loadgen.config import RunConfig, WorkloadConfig
-from loadgen.runtime.events import RunObserver
-from loadgen.runtime.sweep_run import run_sweep
-from loadgen.sim.server import ServeOptions
-from loadgen.sim.settings import SimSettings
+from loadgen.config import (
+    LoadConfig,
+    OutputConfig,
+    RunConfig,
+    SimConfig,
+    TargetConfig,
+    WorkloadConfig,
+)
+from loadgen.runtime.run import run_config
 from tests.integration._helpers import read_jsonl, read_summary
 from tests.integration._sim import (
     DONE,
     parse_sse,
     post_sse,
     scrape,
+    served,
     serving,
     token_events,
     value,
 )
 
 MODEL = "llama-2-7b"
-FAST = ServeOptions(time_scale=0.1, eos_mean_tokens=8)
+FAST = served(time_scale=0.1, eos_mean_tokens=8)
 VLLM_FAMILIES = {
     # family name (prometheus-client drops a counter's _total) -> type
     "vllm:num_requests_running": "gauge",
@@ -65,18 +70,23 @@ SWEEP_REQUESTS, SWEEP_TRIM, SWEEP_OUTPUT = 50, 5, 16
 
 @pytest.mark.slow
 async def test_sweep_through_the_real_client_saturates(tmp_path: Path) -> None:
-    async with serving(SimSettings(max_num_seqs=4), ServeOptions(time_scale=0.1)) as (_, root):
+    async with serving(SimConfig(max_num_seqs=4), served(time_scale=0.1)) as (_, root):
         config = RunConfig(
-            base_url=f"{root}/v1",
-            rates_rps=SWEEP_RATES,
+            target=TargetConfig(base_url=f"{root}/v1"),
             workload=WorkloadConfig(input_len=32, output_len=SWEEP_OUTPUT),
-            num_requests=SWEEP_REQUESTS,
-            trim=SWEEP_TRIM,
-            arrival="constant",  # no arrival noise: the light step's throughput is its rate
+            load=LoadConfig(
+                rates_rps=SWEEP_RATES,
+                num_requests=SWEEP_REQUESTS,
+                trim=SWEEP_TRIM,
+                arrival="constant",  # no arrival noise: the light step's throughput is its rate
+            ),
+            output=OutputConfig(out_dir=tmp_path),
         )
-        outcome = await run_sweep(config, RunObserver(), tmp_path)
+        outcome = await run_config(config)
 
-    assert outcome.model == MODEL
+    (swept,) = outcome.targets
+    assert swept.info is not None
+    assert swept.info.model == MODEL
     assert not outcome.interrupted
     steps = read_summary(tmp_path)["steps"]
     assert [step["target_rate_rps"] for step in steps] == list(SWEEP_RATES)
@@ -257,9 +267,9 @@ async def test_small_memory_preempts_and_still_completes_every_request() -> None
         stream_options={"include_usage": True},
         ignore_eos=True,
     )
-    settings = SimSettings(gpu="rtx3090")
+    settings = SimConfig(gpu="rtx3090")
     async with (
-        serving(settings, ServeOptions(time_scale=0.05)) as (server, root),
+        serving(settings, served(time_scale=0.05)) as (server, root),
         aiohttp.ClientSession() as session,
     ):
         assert server.setup.build_engine().total_blocks * 16 < count * (200 + max_tokens)

@@ -157,7 +157,14 @@ def test_build_body_optional_fields_absent_unless_set() -> None:
 
 def test_build_body_optional_fields_when_set() -> None:
     options = RequestOptions(
-        model="m", ignore_eos=True, min_tokens=3, temperature=0.0, top_k=1, top_p=0.5
+        model="m",
+        optional={
+            "ignore_eos": True,
+            "min_tokens": 3,
+            "temperature": 0.0,
+            "top_k": 1,
+            "top_p": 0.5,
+        },
     )
     body = body_of(SPEC, options)
     assert body["ignore_eos"] is True
@@ -168,15 +175,15 @@ def test_build_body_optional_fields_when_set() -> None:
 
 
 def test_build_body_ignore_eos_false_is_sent() -> None:
-    body = body_of(SPEC, RequestOptions(model="m", ignore_eos=False))
+    body = body_of(SPEC, RequestOptions(model="m", optional={"ignore_eos": False}))
     assert body["ignore_eos"] is False
 
 
 def test_build_body_extra_body_merged_last_and_overrides() -> None:
     options = RequestOptions(
         model="m",
-        temperature=0.7,
         extra_body={"temperature": 0.1, "max_tokens": 99, "seed": 7, "stream_options": None},
+        optional={"temperature": 0.7},
     )
     body = body_of(SPEC, options)
     assert body["temperature"] == 0.1
@@ -436,7 +443,9 @@ def test_count_template_events_refuses_anything_else(read: bytes) -> None:
 
 
 def test_build_body_leaves_out_omitted_fields() -> None:
-    options = RequestOptions(ignore_eos=True, min_tokens=3, omit=frozenset({"ignore_eos"}))
+    options = RequestOptions(
+        optional={"ignore_eos": True, "min_tokens": 3}, omit=frozenset({"ignore_eos"})
+    )
     body = orjson.loads(build_body(RequestSpec("hi", 4), options))
     assert "ignore_eos" not in body
     assert body["min_tokens"] == 3
@@ -457,5 +466,8 @@ def test_build_body_leaves_out_omitted_fields() -> None:
     ],
 )
 def test_rejected_field(status: int, detail: str, expected: str | None) -> None:
-    sent = build_body(RequestSpec("hi", 4), RequestOptions(ignore_eos=True, min_tokens=2, top_k=1))
+    sent = build_body(
+        RequestSpec("hi", 4),
+        RequestOptions(optional={"ignore_eos": True, "min_tokens": 2, "top_k": 1}),
+    )
     assert rejected_field(status, detail, sent) == expected

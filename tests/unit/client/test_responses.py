@@ -38,7 +38,7 @@ def test_first_read_decodes_and_later_reads_count_plain_chunks() -> None:
         apply_events([token(" f", '"length"'), USAGE, b"[DONE]"], 300, progress, COMPLETIONS)
         is False
     )
-    assert progress.chunk_times_ns == [100, 100, 200, 200, 200, 300]
+    assert list(progress.chunk_times_ns) == [100, 100, 200, 200, 200, 300]
     assert progress.t_last_ns == 300
     assert tokens_out(progress) == (9, "server")  # usage wins over the 6 chunks seen
     assert progress.prompt_tokens == 12
@@ -60,7 +60,7 @@ def test_role_and_empty_chunks_are_not_tokens() -> None:
     assert progress.t_first_ns is None
     assert apply_events([content, content], 80, progress, CHAT) is True
     assert progress.t_first_ns == 80
-    assert progress.chunk_times_ns == [80, 80]
+    assert list(progress.chunk_times_ns) == [80, 80]
 
 
 def test_per_chunk_usage_keeps_each_chunks_token_count() -> None:
@@ -72,7 +72,7 @@ def test_per_chunk_usage_keeps_each_chunks_token_count() -> None:
 
     apply_events([chunk("ab", 2)], 10, progress, COMPLETIONS)
     apply_events([chunk("cde", 5), chunk("f", 6)], 20, progress, COMPLETIONS)
-    assert progress.chunk_tokens == [2, 3, 1]
+    assert list(progress.chunk_tokens or ()) == [2, 3, 1]
     assert tokens_out(progress) == (6, "server")
 
 

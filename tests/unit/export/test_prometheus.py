@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import pytest
 from prometheus_client import CollectorRegistry
 
-from loadgen import __version__
+from loadgen.core.events import StepProgress
 from loadgen.core.records import ErrorKind, RequestRecord, StepSummary
 from loadgen.core.stats import summarize_step
 from loadgen.export.prometheus import PrometheusExporter, RunLabels
-from loadgen.runtime.events import Observers, RunObserver, StepProgress
+from loadgen.version import __version__
 from tests.support.prom_samples import Samples, samples, series
 
 MS = 1_000_000  # ns per ms
@@ -90,8 +90,9 @@ class Step:
         self.ns, self.wall = T0, WALL_START  # monotonic (ns) and wall (s) clock readings
         self.registry = CollectorRegistry()
         self.exporter = PrometheusExporter(
-            self.registry, LABELS, wall_clock_s=lambda: self.wall, monotonic_ns=lambda: self.ns
+            self.registry, "run1", wall_clock_s=lambda: self.wall, monotonic_ns=lambda: self.ns
         )
+        self.exporter.start_run(LABELS)
         self.progress = StepProgress(0, rate, num_planned, trim, t_start_ns=T0)
         self.exporter.on_step_start(self.progress)
 
@@ -373,34 +374,21 @@ def test_start_run_labels_the_next_target_and_rests_the_last() -> None:
 def test_a_second_exporter_on_the_same_registry_is_refused() -> None:
     step = Step()
     with pytest.raises(ValueError, match="Duplicated timeseries"):
-        PrometheusExporter(step.registry, LABELS)
+        PrometheusExporter(step.registry, "run1")
 
 
-class Recorder(RunObserver):
-    """Appends (name, event, *args) to a shared log on every event."""
-
-    def __init__(self, name: str, log: list[tuple[object, ...]]) -> None:
-        self.name, self.log = name, log
-
-
-for _event in ("step_start", "request_sent", "request_done", "step_end", "warning", "run_end"):
-    setattr(
-        Recorder, f"on_{_event}", lambda self, *a, e=_event: self.log.append((self.name, e, *a))
+def test_histograms_fill_at_each_refresh_before_the_step_ends() -> None:
+    step = Step()
+    step.send(0, 0)
+    step.end(RECORDS[0])
+    found = step.samples()
+    # Ended requests wait for the next refresh (every 0.5 s when served), not the step's end.
+    assert named(found, "loadgen_e2e_latency_seconds_count") == {}
+    step.exporter.refresh()
+    found = step.samples()
+    assert series(found, "loadgen_e2e_latency_seconds_count", **STEP, phase="warmup") == 1
+    assert series(found, "loadgen_e2e_latency_seconds_sum", **STEP, phase="warmup") == (
+        pytest.approx(0.3)
     )
-
-
-def test_observers_hand_every_event_to_each_in_order() -> None:
-    log: list[tuple[object, ...]] = []
-    both = Observers(Recorder("a", log), Recorder("b", log))
-    progress = StepProgress(step=0, target_rate_rps=4.0, num_planned=10, trim=2, t_start_ns=T0)
-    _, summary = run_step()
-    events: list[tuple[object, ...]] = [
-        ("step_start", progress), ("request_sent", progress, 0, 7),
-        ("request_sent", progress, 1, 9), ("warning", "field refused"),
-        ("request_done", progress, RECORDS[1]), ("request_done", progress, RECORDS[0]),
-        ("step_end", progress, summary, RECORDS), ("run_end",),
-    ]  # fmt: skip
-    for name, *args in events:
-        getattr(both, f"on_{name}")(*args)
-    # Each event reaches a, then b, before the next event is handed out.
-    assert log == [(who, *event) for event in events for who in ("a", "b")]
+    step.exporter.refresh()  # nothing new: nothing counted twice
+    assert series(step.samples(), "loadgen_e2e_latency_seconds_count", **STEP, phase="warmup") == 1

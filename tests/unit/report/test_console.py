@@ -6,6 +6,7 @@ import math
 
 from rich.console import Console
 
+from loadgen.core.events import StepProgress
 from loadgen.core.records import RequestRecord, StepSummary
 from loadgen.core.stats import summarize_step
 from loadgen.report.console import (
@@ -15,7 +16,6 @@ from loadgen.report.console import (
     summary_table,
     sweep_table,
 )
-from loadgen.runtime.events import StepProgress
 
 MS = 1_000_000
 

@@ -8,12 +8,33 @@ from pathlib import Path
 import orjson
 import pytest
 
-from loadgen.core.records import RequestRecord
+from loadgen.core.events import StepProgress, TargetInfo
+from loadgen.core.records import RequestRecord, StepSummary
 from loadgen.core.stats import summarize_step
-from loadgen.export.files import ResultsWriter
+from loadgen.export.files import ResultsWriter, summary_dict
 from loadgen.report.results import ResultsError, load_results, results_folders
 
 MS = 1_000_000
+
+
+def write(out_dir: Path, summary: StepSummary, label: str = "m @ h:8000") -> None:
+    """Write one step of `records()` to `out_dir` as a run's results writer does."""
+    writer = ResultsWriter()
+    writer.on_target_start(
+        TargetInfo(
+            name=None,
+            label=label,
+            model="m",
+            base_url="http://h:8000/v1",
+            scenario="synthetic",
+            run_id="r",
+            out_dir=out_dir,
+            plot_title="t",
+            config={"load": {"trim": summary.trim}},
+        )
+    )
+    progress = StepProgress(0, summary.target_rate_rps, summary.num_sent, summary.trim, 0)
+    writer.on_step_end(progress, summary, records())
 
 
 def records() -> list[RequestRecord]:
@@ -42,26 +63,38 @@ def test_summary_json_reads_back_to_the_same_summaries(tmp_path: Path, rate: flo
         records(), step=0, target_rate_rps=rate, num_sent=11, trim=2,
         slos={"ttft": 0.05}, interrupted=False, duration_s=1.5,
     )  # fmt: skip
-    writer = ResultsWriter(tmp_path, {"base_url": "http://h:8000/v1", "model": "m"})
-    writer.write_step(summary, records(), 0)
+    write(tmp_path, summary)
 
     run = load_results(tmp_path)
 
     assert run.steps == (summary,)
     assert run.label == "m @ h:8000"
+    assert run.config == {"load": {"trim": 2}}
+    assert run.target["base_url"] == "http://h:8000/v1"
     assert len(run.requests) == 11
     assert run.requests[10]["error_kind"] == "timeout"
 
 
-def test_the_simulators_label_names_the_target(tmp_path: Path) -> None:
+def test_the_written_label_names_the_target(tmp_path: Path) -> None:
     summary = summarize_step(
         records(), step=0, target_rate_rps=2.0, num_sent=11, trim=2,
         slos={}, interrupted=False, duration_s=1.5,
     )  # fmt: skip
-    ResultsWriter(tmp_path, {"simulator": {"label": "sim h100/x/vllm"}}).write_step(
-        summary, records(), 0
-    )
+    write(tmp_path, summary, label="sim h100/x/vllm")
     assert load_results(tmp_path).label == "sim h100/x/vllm"
+
+
+def test_rows_past_the_size_summary_json_committed_are_left_out(tmp_path: Path) -> None:
+    summary = summarize_step(
+        records(), step=0, target_rate_rps=2.0, num_sent=11, trim=2,
+        slos={}, interrupted=False, duration_s=1.5,
+    )  # fmt: skip
+    write(tmp_path, summary)
+    with (tmp_path / "requests.jsonl").open("ab") as handle:
+        # What a crash while appending the next step's rows could leave: whole and torn rows.
+        handle.write(b'{"step": 1, "index": 0}\n{"step": 1, "ind')
+    rows = load_results(tmp_path).requests
+    assert [row["index"] for row in rows] == list(range(11))
 
 
 def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
@@ -83,7 +116,7 @@ def test_json_written_for_infinity_is_read_as_infinity(tmp_path: Path) -> None:
         records(), step=0, target_rate_rps=math.inf, num_sent=11, trim=2,
         slos={}, interrupted=False, duration_s=1.5,
     )  # fmt: skip
-    ResultsWriter(tmp_path, {}).write_step(summary, records(), 0)
+    write(tmp_path, summary)
     assert (
         orjson.loads((tmp_path / "summary.json").read_bytes())["steps"][0]["target_rate_rps"]
         == "inf"
@@ -107,13 +140,13 @@ def test_a_folder_without_summary_stands_for_its_targets(tmp_path: Path) -> None
     assert found == [run / "mii", run / "vllm", single, empty]
 
 
-def test_a_sweep_file_target_is_labelled_by_its_name(tmp_path: Path) -> None:
-    writer = ResultsWriter(
-        tmp_path, {"base_url": "http://h:8000/v1", "model": "m", "target": "staging"}
-    )
+def test_a_summary_without_a_target_is_labelled_by_its_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "older-run"
+    folder.mkdir()
     summary = summarize_step(
         records(), step=0, target_rate_rps=4.0, num_sent=11, trim=0,
         slos={}, interrupted=False, duration_s=1.5,
     )  # fmt: skip
-    writer.write_step(summary, records(), 0)
-    assert load_results(tmp_path).label == "staging"
+    document = {"config": {}, "steps": [summary_dict(summary)]}
+    (folder / "summary.json").write_bytes(orjson.dumps(document))
+    assert load_results(folder).label == "older-run"

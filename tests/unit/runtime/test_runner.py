@@ -13,8 +13,8 @@ from time import perf_counter_ns
 
 import numpy as np
 
+from loadgen.core.events import RunObserver, StepProgress
 from loadgen.core.records import RequestRecord, RequestSpec
-from loadgen.runtime.events import RunObserver, StepProgress
 from loadgen.runtime.pacer import SleepPacer
 from loadgen.runtime.runner import StepResult, StepRunner, StopSignal
 

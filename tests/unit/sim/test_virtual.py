@@ -44,7 +44,7 @@ def run(
         engine or make_engine()[0],
         specs,
         np.array(offsets, dtype=np.float64),
-        outputs or OutputPolicy(ignore_eos=True),
+        outputs or OutputPolicy(ignore_eos=True, min_tokens=0, eos_mean_tokens=256.0),
         np.random.default_rng(seed),
     )
 
@@ -130,7 +130,7 @@ def test_records_on_a_busy_random_workload() -> None:
 
 def test_runs_are_reproducible() -> None:
     specs = [RequestSpec("a b c", max_tokens=40) for _ in range(10)]
-    outputs = OutputPolicy(ignore_eos=False, eos_mean_tokens=8.0)
+    outputs = OutputPolicy(ignore_eos=False, min_tokens=0, eos_mean_tokens=8.0)
     engine_a, _ = make_engine()
     engine_b, _ = make_engine()
     offsets = [0.3 * i for i in range(10)]
@@ -173,7 +173,7 @@ def test_a_request_larger_than_the_kv_cache_is_refused() -> None:
 
 def test_ignore_eos_gives_max_tokens() -> None:
     rng = np.random.default_rng(0)
-    assert [OutputPolicy().length(n, rng) for n in (1, 7, 300)] == [1, 7, 300]
+    assert [OutputPolicy(True, 0, 256.0).length(n, rng) for n in (1, 7, 300)] == [1, 7, 300]
 
 
 def test_eos_lengths_stay_within_min_and_max() -> None:
@@ -198,7 +198,7 @@ def test_eos_length_is_at_least_one_and_at_most_max_tokens() -> None:
 
 def test_eos_lengths_average_the_eos_mean() -> None:
     rng = np.random.default_rng(2024)
-    policy = OutputPolicy(ignore_eos=False, eos_mean_tokens=40.0)
+    policy = OutputPolicy(ignore_eos=False, min_tokens=0, eos_mean_tokens=40.0)
     draws = np.array([policy.length(1_000_000, rng) for _ in range(20_000)])
     # geometric, sd about 39.5: standard error 39.5 / sqrt(20_000) = 0.28; allow 3% (1.2)
     assert draws.mean() == pytest.approx(40.0, rel=0.03)
@@ -207,7 +207,7 @@ def test_eos_lengths_average_the_eos_mean() -> None:
 def test_eos_lengths_through_the_engine_average_the_eos_mean() -> None:
     long = ModelSpec("tiny-long", 8, 16, 2, 2, 1, 10, 4096)
     engine, _ = make_engine(blocks=40_000, model=long, max_num_seqs=64)
-    policy = OutputPolicy(ignore_eos=False, eos_mean_tokens=20.0)
+    policy = OutputPolicy(ignore_eos=False, min_tokens=0, eos_mean_tokens=20.0)
     specs = [RequestSpec("a b c d", max_tokens=4000) for _ in range(400)]
     records = run(specs, [0.5 * i for i in range(400)], policy, engine, seed=11)
     mean = np.mean([record.tokens_out for record in records])

@@ -1,0 +1,209 @@
+"""Run a configuration: every target in turn, each swept by the same loop, outputs as observers.
+
+Everything is planned before anything is sent, so a bad dataset, a missing API key or an
+unusable simulator preset fails the run at once. A target that cannot be reached is reported
+and skipped; a stop (SIGINT, SIGTERM) drains the step in flight and ends the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from loadgen.client.openai import ServerProbeError
+from loadgen.config import ConfigError, RunConfig, TargetConfig
+from loadgen.config.render import public_dump
+from loadgen.core.events import (
+    Observers,
+    RunObserver,
+    RunOutcome,
+    TargetInfo,
+    TargetOutcome,
+)
+from loadgen.core.records import StepSummary
+from loadgen.export.files import ResultsWriter
+from loadgen.report.sweep_plot import SweepPlotter
+from loadgen.runtime.loop import run_async
+from loadgen.runtime.metrics_server import live_metrics
+from loadgen.runtime.plan import TargetPlan, plan_target, plot_title
+from loadgen.runtime.runner import StopSignal
+from loadgen.runtime.sweep import sweep_steps
+from loadgen.runtime.targets import OpenTarget, api_key, open_http, open_virtual
+from loadgen.sim.embedded import SimProcessError
+from loadgen.sim.settings import SimSetup, resolve
+
+# What makes one target unsweepable without ending the run.
+TARGET_FAILURES = (ServerProbeError, SimProcessError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """A target with its plan, checked before anything is sent."""
+
+    index: int
+    target: TargetConfig
+    plan: TargetPlan
+
+
+def run(
+    config: RunConfig, observer: RunObserver | None = None, *, virtual: bool = False
+) -> RunOutcome:
+    """Run `config` to its end on a fresh event loop (see run_config); its outcome."""
+    return run_async(run_config(config, observer, virtual=virtual))
+
+
+async def run_config(
+    config: RunConfig,
+    observer: RunObserver | None = None,
+    *,
+    virtual: bool = False,
+    stop: StopSignal | None = None,
+    handle_signals: bool = True,
+) -> RunOutcome:
+    """Sweep every target of `config`; results go to `config.output.out_dir` when it is set.
+
+    `virtual` runs the steps through the simulated engine in virtual time (no server, no
+    waiting). `observer` hears every event, after the run's own outputs. ConfigError,
+    DatasetError or PresetError before anything is sent when the run cannot start.
+    """
+    user = observer or RunObserver()
+    planned = _plan(config, virtual)
+    setup = _sim_setup(config, planned, virtual)
+    out_dir = config.output.out_dir
+    run_id = out_dir.name if out_dir is not None else datetime.now().strftime("%Y%m%d-%H%M%S")
+    stop = stop or StopSignal()
+    outcomes: list[TargetOutcome] = []
+    async with live_metrics(config.metrics, run_id, user) as exporters:
+        outputs: list[RunObserver] = []
+        if out_dir is not None:
+            outputs += [ResultsWriter(), SweepPlotter(out_dir)]
+        hub = Observers(*outputs, *exporters, user)
+        with _signals_to(stop) if handle_signals else contextlib.nullcontext():
+            for item in planned:
+                if stop.stop_sending.is_set():
+                    break
+                opener = _opener(config, item, hub, setup, virtual)
+                outcomes.append(await _sweep_target(config, item, opener, hub, stop, run_id))
+        outcome = RunOutcome(tuple(outcomes), stop.stop_sending.is_set())
+        hub.on_run_end(outcome)
+    return outcome
+
+
+def virtual_problems(config: RunConfig) -> list[tuple[tuple[str, ...], str]]:
+    """What a virtual-time run cannot do with `config`: (field path, why) pairs."""
+    problems: list[tuple[tuple[str, ...], str]] = []
+    for i, target in enumerate(config.run_targets()):
+        if target.base_url is not None:
+            path: tuple[str, ...] = (
+                ("targets", str(i), "base_url") if config.targets else ("target", "base_url")
+            )
+            problems.append((path, "simulating in virtual time sends to no server"))
+    if config.load.max_concurrency is not None:
+        problems.append((("load", "max_concurrency"), "not modelled in virtual time"))
+    return problems
+
+
+def _plan(config: RunConfig, virtual: bool) -> list[_Planned]:
+    """Every target's plan, API keys checked (ConfigError, DatasetError: nothing sent yet)."""
+    if virtual:
+        for path, why in virtual_problems(config):
+            raise ConfigError(f"{'.'.join(path)}: {why}")
+    planned = []
+    for index, target in enumerate(config.run_targets()):
+        try:
+            if not virtual:
+                api_key(target)
+            planned.append(_Planned(index, target, plan_target(config, target)))
+        except ConfigError as exc:
+            where = f"target {target.name}: " if target.name else ""
+            raise ConfigError(f"{where}{exc}") from None
+    return planned
+
+
+def _sim_setup(config: RunConfig, planned: list[_Planned], virtual: bool) -> SimSetup | None:
+    """The simulated engine, when a target needs it (PresetError when it cannot be built)."""
+    if virtual or any(item.target.base_url is None for item in planned):
+        return resolve(config.sim)
+    return None
+
+
+def _opener(
+    config: RunConfig,
+    item: _Planned,
+    hub: RunObserver,
+    setup: SimSetup | None,
+    virtual: bool,
+) -> contextlib.AbstractAsyncContextManager[OpenTarget]:
+    if virtual:
+        if setup is None:
+            raise ConfigError("simulating needs the simulated engine's setup")
+        return open_virtual(config, item.target, item.plan, setup)
+    return open_http(config, item.target, item.plan, hub, setup)
+
+
+async def _sweep_target(
+    config: RunConfig,
+    item: _Planned,
+    opener: contextlib.AbstractAsyncContextManager[OpenTarget],
+    hub: RunObserver,
+    stop: StopSignal,
+    run_id: str,
+) -> TargetOutcome:
+    """One target's sweep; a failure to reach it becomes its outcome."""
+    target = item.target
+    steps: list[StepSummary] = []
+    info: TargetInfo | None = None
+    error: Exception | None = None
+    try:
+        async with opener as opened:
+            info = TargetInfo(
+                name=target.name,
+                label=opened.label,
+                model=opened.model,
+                base_url=opened.base_url,
+                scenario=item.plan.scenario,
+                run_id=run_id,
+                out_dir=_target_dir(config, target),
+                plot_title=plot_title(config),
+                config=public_dump(config),
+                notes=opened.notes,
+            )
+            hub.on_target_start(info)
+            await sweep_steps(item.plan, opened.executor, hub, stop, steps)
+    except TARGET_FAILURES as exc:
+        error = exc
+    label = info.label if info is not None else target.name or target.base_url or "simulator"
+    outcome = TargetOutcome(target.name, label, info, tuple(steps), error)
+    hub.on_target_end(outcome)
+    return outcome
+
+
+def _target_dir(config: RunConfig, target: TargetConfig) -> Path | None:
+    """Where a target's results go: the run's folder, or its subfolder for a named target."""
+    out_dir = config.output.out_dir
+    if out_dir is None or target.name is None:
+        return out_dir
+    return out_dir / target.name
+
+
+@contextlib.contextmanager
+def _signals_to(stop: StopSignal) -> Iterator[None]:
+    """Route SIGINT and SIGTERM to `stop` while inside (first: drain, second: abandon)."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.request_stop)
+            installed.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread, or no signals here: Ctrl-C then ends the process
+    try:
+        yield
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,77 @@
+"""One target's sweep: the policy picks each rate, an executor runs the step, the core sums it up.
+
+The loop itself does no I/O: whatever is written, shown or exported is an observer's doing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from time import perf_counter_ns
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from loadgen.core.events import RunObserver, StepProgress
+from loadgen.core.records import RequestSpec, StepSummary
+from loadgen.core.stats import summarize_step
+from loadgen.core.sweep import fixed_rates
+from loadgen.runtime.plan import TargetPlan
+from loadgen.runtime.runner import StepResult, StopSignal
+
+# Lead time between planning a step and its first scheduled send (ns).
+_STEP_LEAD_NS = 20_000_000
+
+
+class StepExecutor(Protocol):
+    """Runs one step's requests: against a server (StepRunner), or in virtual time."""
+
+    async def run(
+        self,
+        progress: StepProgress,
+        specs: Sequence[RequestSpec],
+        offsets_s: npt.NDArray[np.float64],
+        stop: StopSignal,
+    ) -> StepResult:
+        """Send `specs[i]` at offset `offsets_s[i]` (s); the step's records."""
+        ...
+
+
+async def sweep_steps(
+    plan: TargetPlan,
+    executor: StepExecutor,
+    observer: RunObserver,
+    stop: StopSignal,
+    done: list[StepSummary],
+) -> None:
+    """Run the policy's steps until it ends or a stop is requested, adding each to `done`.
+
+    Each step's records go to the observers with its summary, and then out of memory.
+    """
+    load = plan.load
+    policy = fixed_rates(plan.rates_rps)
+    rate_rps = next(policy)
+    while not stop.stop_sending.is_set():
+        step = len(done)
+        specs, offsets_s = plan.step(step, rate_rps)
+        progress = StepProgress(
+            step, rate_rps, len(specs), load.trim, perf_counter_ns() + _STEP_LEAD_NS
+        )
+        observer.on_step_start(progress)
+        result = await executor.run(progress, specs, offsets_s, stop)
+        summary = summarize_step(
+            result.records,
+            step=step,
+            target_rate_rps=rate_rps,
+            num_sent=len(result.records),
+            trim=load.trim,
+            slos=load.slos,
+            interrupted=result.interrupted,
+            duration_s=result.duration_s,
+        )
+        done.append(summary)
+        observer.on_step_end(progress, summary, result.records)
+        try:
+            rate_rps = policy.send(summary)
+        except StopIteration:
+            return
