@@ -100,11 +100,15 @@ def _kwargs(flag: Flag) -> dict[str, Any]:
     option = flag.option
     info = option.info
     help_text = (info.description or "").replace("%", "%%") + _default_text(info.default)
-    help_text += f" [{'.'.join(option.path)}]"
+    path = ".".join(option.path)
+    help_text += f" [{path}]"
     kind = _kind(option)
     if kind is bool:
         negative = flag.flag.startswith("--no-")
-        help_text = "do not " + help_text if negative else help_text
+        if negative and info.annotation is not bool:  # the off side of a yes/no/unset switch
+            help_text = f"the opposite of --{flag.flag.removeprefix('--no-')} [{path}]"
+        elif negative:
+            help_text = "do not " + help_text
         return {"action": "store_const", "const": not negative, "help": help_text}
     action = "append" if option.opt.merge and option.path[-1] == "headers" else "store"
     metavar = _METAVARS.get(flag.flag) or option.opt.metavar or _choices(option)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -91,6 +92,7 @@ async def run_config(
                 outcomes.append(await _sweep_target(config, item, opener, hub, stop, run_id))
         outcome = RunOutcome(tuple(outcomes), stop.stop_sending.is_set())
         hub.on_run_end(outcome)
+    gc.unfreeze()  # what the steps set aside (settle_garbage) is the collector's again
     return outcome
 
 

@@ -1,25 +1,38 @@
 """The simulator served by a child process on a free loopback port, for runs given no URL.
 
 A process of its own, so the engine's work never takes the client's core or its GIL: what a
-run against it measures is the simulated server, not the client's own limits.
+run against it measures is the simulated server, not the client's own limits. The child is a
+fresh interpreter (`python -m loadgen.sim.embedded`), not a multiprocessing spawn, so a script
+that calls `loadgen.run` needs no `if __name__ == "__main__"` guard.
+
+The parent writes the pickled setup to the child's stdin and reads one line back: `ready PORT`
+or `error MESSAGE`. Closing the child's stdin (or the parent ending) stops it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
+import os
+import pickle
+import select
 import signal
+import struct
+import subprocess
+import sys
 from collections.abc import Coroutine
-from multiprocessing.connection import Connection
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 from loadgen.sim.server import ServeOptions, SimServer, start_server
 from loadgen.sim.settings import SimSetup
 
 _START_TIMEOUT_S = 60.0
 _STOP_TIMEOUT_S = 10.0
+_LENGTH = struct.Struct("!Q")
+# The folder holding the loadgen package, so the child imports this same loadgen.
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class SimProcessError(RuntimeError):
@@ -27,39 +40,44 @@ class SimProcessError(RuntimeError):
 
 
 class EmbeddedSim:
-    """A context manager: a SimServer on `host` in a spawned child process, stopped on exit."""
+    """A context manager: a SimServer on `host` in a child process, stopped on exit."""
 
     def __init__(self, setup: SimSetup, options: ServeOptions, host: str = "127.0.0.1") -> None:
-        self._setup = setup
-        self._options = options
+        self._payload = pickle.dumps((setup, options, host))
         self._host = host
         self._port = 0
-        context = multiprocessing.get_context("spawn")
-        self._conn, child_conn = context.Pipe()
-        self._process = context.Process(
-            target=serve_child,
-            args=(setup, options, host, child_conn),
-            name="loadgen-sim",
-            daemon=True,
-        )
-        self._child_conn = child_conn
+        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def base_url(self) -> str:
         """The OpenAI base URL of the running server."""
         return f"http://{self._host}:{self._port}/v1"
 
+    @property
+    def pid(self) -> int | None:
+        """The child process's id, once started."""
+        return None if self._process is None else self._process.pid
+
     def __enter__(self) -> EmbeddedSim:
-        self._process.start()
-        self._child_conn.close()
-        try:
-            ready = self._conn.poll(_START_TIMEOUT_S)
-            kind, value = self._conn.recv() if ready else ("error", "it did not start in time")
-        except (EOFError, OSError):
-            kind, value = "error", f"its process ended (exit code {self._process.exitcode})"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(_search_path())}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "loadgen.sim.embedded"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        stdin, stdout = self._process.stdin, self._process.stdout
+        if stdin is None or stdout is None:
+            raise SimProcessError("the built-in simulator has no pipes")
+        with contextlib.suppress(OSError):  # it ended already: its exit code says so below
+            stdin.write(_LENGTH.pack(len(self._payload)) + self._payload)
+            stdin.flush()
+        kind, _, value = _first_line(stdout).partition(" ")
         if kind != "ready":
+            code = self._process.poll()
             self._stop()
-            raise SimProcessError(f"the built-in simulator failed: {value}")
+            why = value or f"its process ended (exit code {code})"
+            raise SimProcessError(f"the built-in simulator failed: {why}")
         self._port = int(value)
         return self
 
@@ -72,34 +90,59 @@ class EmbeddedSim:
         self._stop()
 
     def failure(self) -> str | None:
-        """Why the simulator's process ended early, or None while it runs (or after a stop)."""
-        code = self._process.exitcode
-        if code is None or code == 0:
+        """Why the simulator's process ended early, or None while it runs."""
+        code = None if self._process is None else self._process.poll()
+        if code is None:
             return None
         return f"the built-in simulator's process ended with exit code {code}"
 
     def _stop(self) -> None:
-        """Ask the child to stop; end it by force if it does not."""
-        with contextlib.suppress(BrokenPipeError, OSError):
-            self._conn.send(("stop", None))
-        self._process.join(_STOP_TIMEOUT_S)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
-        self._conn.close()
+        """Close the child's stdin, its signal to stop; end it by force if it does not."""
+        process = self._process
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
-def serve_child(setup: SimSetup, options: ServeOptions, host: str, conn: Connection) -> None:
-    """The child process: serve until the parent says stop or goes away; report start errors."""
+def _search_path() -> list[str]:
+    given = os.environ.get("PYTHONPATH", "")
+    return [_PACKAGE_ROOT, *(part for part in given.split(os.pathsep) if part)]
+
+
+def _first_line(stdout: IO[bytes]) -> str:
+    """The child's first line, or "" when none comes in time."""
+    ready, _, _ = select.select([stdout], [], [], _START_TIMEOUT_S)
+    if not ready:
+        return "error it did not start in time"
+    return stdout.readline().decode("utf-8", "replace").strip()
+
+
+def main() -> None:
+    """The child process: read the setup, serve, say where, stop when stdin closes."""
     # Ctrl-C reaches the whole process group; it is the parent's to handle, and while it drains
     # its requests in flight this server must keep answering them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stdin = sys.stdin.buffer
+    (size,) = _LENGTH.unpack(stdin.read(_LENGTH.size))
+    setup, options, host = pickle.loads(stdin.read(size))
     try:
-        _run(_serve(setup, options, host, conn))
+        _run(_serve(setup, options, host))
     except Exception as exc:
-        with contextlib.suppress(BrokenPipeError, OSError):
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        _say(f"error {type(exc).__name__}: {exc}")
         raise SystemExit(1) from None
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:
@@ -112,13 +155,17 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(main)
 
 
-async def _serve(setup: SimSetup, options: ServeOptions, host: str, conn: Connection) -> None:
+async def _serve(setup: SimSetup, options: ServeOptions, host: str) -> None:
     runner, port = await start_server(SimServer(setup, options), host, 0)
     stopped = asyncio.Event()
-    # A message from the parent, or its end of the pipe closing, makes the pipe readable.
-    asyncio.get_running_loop().add_reader(conn.fileno(), stopped.set)
-    conn.send(("ready", port))
+    # The parent closing our stdin (or ending) makes it readable at end of file.
+    asyncio.get_running_loop().add_reader(sys.stdin.fileno(), stopped.set)
+    _say(f"ready {port}")
     try:
         await stopped.wait()
     finally:
         await runner.cleanup()
+
+
+if __name__ == "__main__":
+    main()

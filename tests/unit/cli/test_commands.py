@@ -243,7 +243,7 @@ def test_show_toml_of_a_null_in_a_body_is_a_usage_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     err = usage_error(["config", "show", "--rates", "1", "--extra-body", '{"a": null}'], capsys)
-    assert err == "error: None has no TOML form; use --format json\n"
+    assert err == "error: extra_body: None has no TOML form; use --format json\n"
     data = orjson.loads(
         show(["--rates", "1", "--extra-body", '{"a": null}', "--format", "json"], capsys)
     )
@@ -294,13 +294,16 @@ def test_config_needs_an_action(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--port", "70000"], "error: --port: Input should be less than or equal to 65535\n"),
+        (
+            ["--port", "70000"],
+            "error: --port: must be less than or equal to 65535 (got '70000')\n",
+        ),
         (
             ["--model", "nope"],
             "error: --model: unknown model 'nope'; choose from llama-2-7b, llama-2-13b, "
             "mistral-7b, vicuna-7b-16k\n",
         ),
-        (["--time-scale", "0"], "error: --time-scale: Input should be greater than 0\n"),
+        (["--time-scale", "0"], "error: --time-scale: must be greater than 0 (got '0')\n"),
     ],
 )
 def test_sim_usage_errors(
@@ -322,7 +325,7 @@ def test_dataset_describe_synthetic(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_dataset_describe_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     err = usage_error(["dataset", "describe", "s2s", "--num-requests", "0"], capsys)
-    assert err == "error: --num-requests: Input should be greater than or equal to 1\n"
+    assert err == "error: --num-requests: must be greater than or equal to 1 (got '0')\n"
 
 
 def test_report_of_a_missing_folder_is_a_usage_error(

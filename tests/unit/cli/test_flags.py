@@ -75,6 +75,7 @@ def test_flag_names_come_from_fields_and_options() -> None:
         ("--no-enabled", ("knobs", "enabled")),
         ("--verbose", ("knobs", "verbose")),
         ("--maybe", ("knobs", "maybe")),
+        ("--no-maybe", ("knobs", "maybe")),
         ("--label", ("knobs", "title")),
     ]
 
@@ -105,7 +106,7 @@ def test_given_flags_reach_the_model_as_text() -> None:
         ("knobs", "level"): "--level",
         ("knobs", "enabled"): "--no-enabled",
         ("knobs", "verbose"): "--verbose",
-        ("knobs", "maybe"): "--maybe",  # the pair's flag names the field either way
+        ("knobs", "maybe"): "--no-maybe",  # each of the pair names a value it gave
         ("knobs", "title"): "--label",
     }
     knobs = resolve([source], Panel).config.knobs
@@ -140,7 +141,8 @@ def test_help_is_the_description_default_and_path(monkeypatch: pytest.MonkeyPatc
     )
     assert entries["--no-enabled"] == "--no-enabled do not use the knobs [knobs.enabled]"
     assert entries["--verbose"] == "--verbose say more [knobs.verbose]"
-    assert entries["--maybe"] == "--maybe, --no-maybe a third way [knobs.maybe]"
+    assert entries["--maybe"] == "--maybe a third way [knobs.maybe]"
+    assert entries["--no-maybe"] == "--no-maybe the opposite of --maybe [knobs.maybe]"
     assert entries["--label"] == "--label TEXT a label [knobs.title]"
 
 
@@ -230,4 +232,4 @@ def test_each_model_flag_help_line_names_its_field_path(
         if flag not in own and not re.search(r" \[[a-z]+\.[a-z_]+\]$", entry)
     ]
     assert unnamed == []
-    assert len(entries) == len(own) + 55  # 54 fields; rates_rps has two flags
+    assert len(entries) == len(own) + 56  # 54 fields; rates_rps and ignore_eos have two flags

@@ -403,7 +403,7 @@ def test_missing_rates_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> N
     [
         (
             ["--rate", "2", "--trace", "t.jsonl"],
-            "--trace: arrival trace and a trace FILE go together",
+            "--trace: a trace FILE needs arrival trace",
         ),
         (
             ["--arrival", "trace", "--trace", "t.csv", "--rate", "2"],
@@ -411,7 +411,7 @@ def test_missing_rates_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> N
         ),
         (
             ["--arrival", "trace", "--trace", "t.csv", "--time-scale", "0"],
-            "--time-scale: Input should be greater than 0",
+            "--time-scale: must be greater than 0 (got '0')",
         ),
         (
             ["--arrival", "trace", "--trace", "t.csv", "--dataset", "s2s"],
@@ -424,7 +424,9 @@ def test_trace_flag_conflicts(argv: list[str], message: str) -> None:
 
 
 def test_trace_arrival_without_a_file() -> None:
-    assert "arrival trace and a trace FILE go together" in config_error("run", "--arrival", "trace")
+    assert (
+        config_error("run", "--arrival", "trace") == "--arrival: arrival trace needs a trace FILE"
+    )
 
 
 def test_streaming_slos_need_streaming() -> None:

@@ -205,7 +205,7 @@ def test_hidden_header_values_make_a_replay_fail() -> None:
         resolve([data_source(data, "summary.json")], RunConfig)
     assert str(caught.value).splitlines() == [
         "summary.json: target.headers: header Authorization: its value was not written to "
-        "results; give it again (--header or a sweep file)"
+        "results; give it again"
     ]
 
 
@@ -266,7 +266,7 @@ def test_toml_text_hides_header_values() -> None:
 def test_toml_text_refuses_a_null_inside_a_table() -> None:
     document = {"load": {"rates_rps": [1]}, "target": {"extra_body": {"stop": None}}}
     resolved = resolved_sweep(document=document)
-    with pytest.raises(ValueError, match=r"^None has no TOML form; use --format json$"):
+    with pytest.raises(ValueError, match=r"^extra_body: None has no TOML form; use --format json$"):
         toml_text(public_dump(resolved.config), resolved.labels)
 
 

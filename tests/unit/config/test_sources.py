@@ -357,15 +357,15 @@ CASES = [
         "load.trim",
         env={"LOADGEN_TRIM": "7"},
         argv=("--trim", "-1"),
-        error="--trim: Input should be greater than or equal to 0",
+        error="--trim: must be greater than or equal to 0 (got '-1')",
     ),
     Case(
         "a-bad-env-value-is-named-by-the-variable",
         "[load]\nrates_rps = [1]\n",
         "load.trim",
         env={"LOADGEN_TRIM": "x"},
-        error="LOADGEN_TRIM: Input should be a valid integer, unable to parse string as an "
-        "integer (got 'x')",
+        error="LOADGEN_TRIM: must be a valid integer, unable to parse string as an integer "
+        "(got 'x')",
     ),
 ]
 
@@ -492,11 +492,18 @@ def test_data_source_labels_each_value_by_its_place() -> None:
     assert dict(source.unknown) == {"extra": 1}
 
 
-@pytest.mark.parametrize(("data", "kind"), [([1, 2], "list"), ("text", "str"), (None, "NoneType")])
+@pytest.mark.parametrize(("data", "kind"), [([1, 2], "list"), ("text", "str")])
 def test_data_source_needs_a_table(data: Any, kind: str) -> None:
     with pytest.raises(ConfigError) as caught:
         data_source(data, "body")
     assert str(caught.value).splitlines() == [f"body: must hold a table of settings, not {kind}"]
+
+
+def test_data_source_of_nothing_gives_no_settings() -> None:
+    source = data_source(None, "body")  # an empty or comments-only YAML file
+    assert dict(source.values) == {}
+    assert source.targets is None
+    assert dict(source.unknown) == {}
 
 
 @pytest.mark.parametrize("targets", ["a", [1, 2], {"name": "a"}, None])
@@ -510,7 +517,7 @@ def test_data_source_targets_must_be_a_list_of_tables(targets: Any) -> None:
 
 def test_a_section_that_is_no_table_is_named() -> None:
     assert error_lines([data_source({"load": "fast"}, "sweep.toml")]) == [
-        "sweep.toml: load: Input should be a valid dictionary or instance of LoadConfig"
+        "sweep.toml: load: must be a valid dictionary or instance of LoadConfig"
     ]
 
 
@@ -586,7 +593,7 @@ def test_a_target_without_a_name_is_named_by_its_file() -> None:
         ),
         (
             {"load": {**RATES, "max-concurrency": 5}},
-            "sweep.toml: load.max-concurrency: unknown key (did you mean load.max_concurrency?)",
+            "sweep.toml: load.max-concurrency: unknown key (did you mean max_concurrency?)",
         ),
         (
             {"load": {**RATES, "rate_range": "1:2:1"}},
@@ -610,7 +617,7 @@ def test_a_target_without_a_name_is_named_by_its_file() -> None:
         ),
         (
             {"load": RATES, "target": {"base-url": "http://h"}},
-            "sweep.toml: target.base-url: unknown key (did you mean target.base_url?)",
+            "sweep.toml: target.base-url: unknown key (did you mean base_url?)",
         ),
         (
             {"load": RATES, "metrics": {"metrics_port": 9100}},

@@ -201,8 +201,7 @@ def test_headers_forms(value: Any, expected: dict[str, str]) -> None:
         (5, "headers must be a table of names to values"),
         (
             {"X-A": "***"},
-            "header X-A: its value was not written to results; give it again "
-            "(--header or a sweep file)",
+            "header X-A: its value was not written to results; give it again",
         ),
     ],
 )

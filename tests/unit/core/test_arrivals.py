@@ -9,7 +9,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from loadgen.core.arrivals import ARRIVAL_KINDS, ArrivalKind, send_offsets_s
+from loadgen.core.arrivals import (
+    ARRIVAL_KINDS,
+    ArrivalKind,
+    send_offsets_s,
+    send_offsets_within_s,
+)
 
 
 def _gaps(offsets: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -123,3 +128,37 @@ def test_bad_burstiness_is_rejected_for_every_kind() -> None:
     for kind in ARRIVAL_KINDS:
         with pytest.raises(ValueError, match="burstiness"):
             send_offsets_s(kind, 10.0, 10, np.random.default_rng(0), burstiness=0.0)
+
+
+@pytest.mark.parametrize("kind", ARRIVAL_KINDS)
+def test_a_duration_cuts_the_same_stream_a_count_draws(kind: ArrivalKind) -> None:
+    within = send_offsets_within_s(kind, 200.0, 30.0, np.random.default_rng(5), 0.5)
+    counted = send_offsets_s(kind, 200.0, within.size + 1, np.random.default_rng(5), 0.5)
+    assert within.size > 0
+    assert np.array_equal(within, counted[:-1])
+    assert within[-1] < 30.0 <= counted[-1]  # the next request would be due at 30 s or later
+
+
+def test_a_duration_of_constant_sends_is_exact() -> None:
+    offsets = send_offsets_within_s("constant", 4.0, 2.0, np.random.default_rng(0))
+    assert offsets.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+
+
+def test_a_very_bursty_duration_is_still_the_counted_stream() -> None:
+    # Gamma with shape 0.05 has gaps of CV 4.5: counts stray far from rate x duration.
+    offsets = send_offsets_within_s("gamma", 1000.0, 5.0, np.random.default_rng(1), 0.05)
+    assert np.all(np.diff(offsets) >= 0)
+    assert offsets[-1] < 5.0
+    counted = send_offsets_s("gamma", 1000.0, offsets.size, np.random.default_rng(1), 0.05)
+    assert np.array_equal(offsets, counted)
+
+
+@pytest.mark.parametrize(
+    ("rate", "duration", "message"),
+    [(math.inf, 5.0, "finite rate"), (10.0, 0.0, "duration > 0"), (10.0, math.inf, "finite")],
+)
+def test_a_duration_needs_a_finite_rate_and_time(
+    rate: float, duration: float, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        send_offsets_within_s("poisson", rate, duration, np.random.default_rng(0))
