@@ -59,7 +59,9 @@ async def loadgen_client(base_url: str) -> AsyncIterator[StepFn]:
     """Steps run by loadgen itself: OpenAIClient + StepRunner + the precise pacer."""
     pacer = make_pacer(asyncio.get_running_loop())
     client = OpenAIClient(base_url, _OPTIONS, timeouts=_TIMEOUTS)
-    runner = StepRunner(client, pacer, RunObserver(), max_concurrency=None, drain_timeout_s=_DRAIN_S)
+    runner = StepRunner(
+        client, pacer, RunObserver(), max_concurrency=None, drain_timeout_s=_DRAIN_S
+    )
 
     async def step(plan: StepPlan) -> list[RequestRecord]:
         num = len(plan.offsets_s)
