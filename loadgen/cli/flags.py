@@ -110,7 +110,7 @@ def _kwargs(flag: Flag) -> dict[str, Any]:
         elif negative:
             help_text = "do not " + help_text
         return {"action": "store_const", "const": not negative, "help": help_text}
-    action = "append" if option.opt.merge and option.path[-1] == "headers" else "store"
+    action = "append" if option.opt.repeat else "store"
     metavar = _METAVARS.get(flag.flag) or option.opt.metavar or _choices(option)
     return {"action": action, "metavar": metavar or option.names[0].upper(), "help": help_text}
 

@@ -5,11 +5,10 @@ from loadgen.config.model import (
     MetricsConfig,
     OutputConfig,
     RunConfig,
-    ServeConfig,
-    SimConfig,
     TargetConfig,
     WorkloadConfig,
 )
+from loadgen.config.sim import ServeConfig, SimConfig
 from loadgen.config.sources import ConfigError, Resolved, Source, resolve
 
 __all__ = [

@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import Field, model_validator
 
+from loadgen.client.protocol import Endpoint
+from loadgen.config.sim import SimConfig
 from loadgen.config.types import (
     BODY,
     BaseUrl,
@@ -24,15 +25,14 @@ from loadgen.config.types import (
     JsonObject,
     Opt,
     Rates,
+    Section,
     Slos,
+    field_error,
     merge_headers,
     parse_headers,
     parse_json_object,
 )
 from loadgen.core.arrivals import ARRIVAL_KINDS
-from loadgen.sim.engine import Policy
-from loadgen.sim.presets import GPUS, MODELS
-from loadgen.sim.requests import Flavor
 from loadgen.workloads.loaders import FORMATS
 from loadgen.workloads.scenarios import SCENARIOS
 from loadgen.workloads.templates import PROMPT_TEMPLATES
@@ -41,17 +41,6 @@ TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 ARRIVALS: tuple[str, ...] = (*ARRIVAL_KINDS, "trace")
 # Fields of which a source sets at most one; a higher source setting one drops the others.
 EXCLUSIVE = (frozenset({("load", "num_requests"), ("load", "duration_s")}),)
-
-
-def field_error(field: str, message: str) -> PydanticCustomError:
-    """A model-level problem reported at `field` (a dotted path below the failing model)."""
-    return PydanticCustomError("loadgen_field", message, {"field": field})
-
-
-class Section(BaseModel):
-    """A part of the configuration: unknown keys are errors, values never change after."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class TargetConfig(Section):
@@ -70,10 +59,10 @@ class TargetConfig(Section):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="environment variable holding the API key (sent as a Bearer token)",
     )
-    headers: Annotated[Headers, Opt(name="header", metavar="'NAME: VALUE'", merge=True)] = Field(
-        default_factory=dict, description="extra HTTP headers (values are never written out)"
-    )
-    endpoint: Literal["completions", "chat"] = Field("completions", description="API to call")
+    headers: Annotated[
+        Headers, Opt(name="header", metavar="'NAME: VALUE'", merge=True, repeat=True)
+    ] = Field(default_factory=dict, description="extra HTTP headers (values are never written out)")
+    endpoint: Endpoint = Field("completions", description="API to call")
     stream: bool = Field(True, description="stream responses (needed for TTFT, TPOT and ITL)")
     ignore_eos: Annotated[bool | None, BODY] = Field(
         None, description="force max_tokens outputs (default: on for generated workloads)"
@@ -241,58 +230,6 @@ class MetricsConfig(Section):
     pushgateway: Annotated[HttpUrl | None, Opt(metavar="URL")] = Field(
         None, description="push the metrics to this Pushgateway after every step"
     )
-
-
-class SimConfig(Section):
-    """The simulated serving engine: presets, a TOML file over them, and engine limits.
-
-    Limits left unset take the file's [engine] value, else the engine's default.
-    """
-
-    gpu: Annotated[str, Choice(tuple(GPUS), "GPU")] = Field("a100", description="GPU preset")
-    model: Annotated[str, Choice(tuple(MODELS), "model"), Opt(name="sim_model")] = Field(
-        "llama-2-7b", description="model preset"
-    )
-    policy: Policy = Field("vllm", description="scheduler")
-    cost_model: Literal["roofline", "paper"] = Field(
-        "roofline", description="roofline (any GPU) or the paper's fitted A100 equations"
-    )
-    config_file: Annotated[Path | None, Opt(name="sim_config", metavar="FILE")] = Field(
-        None, description="TOML with [gpu], [model], [engine], [overheads] values over the presets"
-    )
-    max_num_seqs: int | None = Field(None, ge=1, description="sequences per batch (256)")
-    max_num_batched_tokens: int | None = Field(
-        None, ge=1, description="prompt tokens per vllm step (the model's length)"
-    )
-    token_budget: int | None = Field(None, ge=1, description="tokens per splitfuse step (512)")
-    gpu_memory_utilization: float | None = Field(
-        None, gt=0, le=1, description="fraction of GPU memory for the engine (0.9)"
-    )
-    eos_mean_tokens: float = Field(
-        256.0, gt=0, description="mean output length when a request does not set ignore_eos"
-    )
-
-    @property
-    def label(self) -> str:
-        """A short name for results and plots, e.g. "sim a100/llama-2-7b/vllm"."""
-        return f"sim {self.gpu}/{self.model}/{self.policy}"
-
-
-class ServeConfig(Section):
-    """`loadgen sim`: the simulated engine served over HTTP in real time."""
-
-    host: str = Field("127.0.0.1", description="address to bind (0.0.0.0: all)")
-    port: int = Field(8000, ge=0, le=65535, description="port to serve on")
-    api_flavor: Flavor = Field("vllm", description="server behaviour")
-    served_model_name: str | None = Field(None, description="model id in the API (default: preset)")
-    time_scale: float = Field(
-        1.0,
-        gt=0,
-        allow_inf_nan=False,
-        description="multiply modelled step times (0.1 runs ten times faster than the GPU)",
-    )
-    seed: int = Field(0, ge=0, description="seeds output lengths at EOS")
-    sim: SimConfig = Field(default_factory=SimConfig)
 
 
 class DescribeConfig(Section):

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from loadgen.config.model import EXCLUSIVE, RunConfig, Section
-from loadgen.config.types import Opt, merge_headers, parse_headers, parse_json_object
+from loadgen.config.model import EXCLUSIVE, RunConfig
+from loadgen.config.types import Opt, Section, merge_headers, parse_headers, parse_json_object
 
 FieldPath = tuple[str, ...]
 ENV_PREFIX = "LOADGEN_"

@@ -14,19 +14,32 @@ from typing import Annotated, Any
 import orjson
 from pydantic import (
     AfterValidator,
+    BaseModel,
     BeforeValidator,
+    ConfigDict,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     PlainSerializer,
     WithJsonSchema,
 )
-from pydantic_core import core_schema
+from pydantic_core import PydanticCustomError, core_schema
 
 from loadgen.client.protocol import normalize_base_url
 from loadgen.core.stats import SLO_KEYS, parse_slos
 from loadgen.core.sweep import parse_rate, parse_rate_range, parse_rates
 
 HIDDEN = "***"
+
+
+def field_error(field: str, message: str) -> PydanticCustomError:
+    """A model-level problem reported at `field` (a dotted path below the failing model)."""
+    return PydanticCustomError("loadgen_field", message, {"field": field})
+
+
+class Section(BaseModel):
+    """A part of the configuration: unknown keys are errors, values never change after."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +49,15 @@ class Opt:
     `name` is its option name: flag `--name-with-dashes`, variable `LOADGEN_NAME` (default: the
     field's name); `aliases` are more option names for the same field; `metavar` shows its value
     in --help; `merge` makes a mapping add up key by key across sources instead of replacing;
-    `cli` False keeps the field out of flags and variables (files only).
+    `repeat` lets its flag be given many times; `cli` False keeps the field out of flags and
+    variables (files only).
     """
 
     name: str | None = None
     aliases: tuple[str, ...] = ()
     metavar: str | None = None
     merge: bool = False
+    repeat: bool = False
     cli: bool = True
 
 

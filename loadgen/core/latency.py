@@ -134,9 +134,10 @@ def itl_samples(ok: Sequence[RequestRecord]) -> FloatArray:
     counts = ints((len(r.chunk_times_ns) for r in streams), len(streams))
     starts = np.cumsum(counts) - counts
     times = _concatenated(r.chunk_times_ns for r in streams)
-    k = _chunk_tokens(streams, counts)
     gaps = np.empty(times.size, dtype=np.float64)
     np.subtract(times[1:], times[:-1], out=gaps[1:])
+    del times  # a step may hold tens of millions of tokens: one such array at a time
+    k = _chunk_tokens(streams, counts)
     # A stream's first chunk has no predecessor in it: repeating it 0 times drops the gap
     # that would otherwise span two requests.
     gaps[starts] = 0.0

@@ -10,8 +10,7 @@ from typing import cast
 import numpy as np
 import numpy.typing as npt
 
-from loadgen.config import RunConfig, TargetConfig
-from loadgen.config.model import LoadConfig
+from loadgen.config import LoadConfig, RunConfig, TargetConfig
 from loadgen.core.arrivals import ArrivalKind, send_offsets_s, send_offsets_within_s
 from loadgen.core.records import RequestSpec
 from loadgen.runtime.workload import build_workload, shape_prompts, token_counter, workload_rng

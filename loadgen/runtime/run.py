@@ -72,27 +72,41 @@ async def run_config(
     waiting). `observer` hears every event, after the run's own outputs. ConfigError,
     DatasetError or PresetError before anything is sent when the run cannot start.
     """
-    user = observer or RunObserver()
     planned = _plan(config, virtual)
     setup = _sim_setup(config, planned, virtual)
+    stop = stop or StopSignal()
+    try:
+        with _signals_to(stop) if handle_signals else contextlib.nullcontext():
+            return await _run_targets(config, planned, setup, observer, stop, virtual)
+    finally:
+        gc.unfreeze()  # what the steps set aside (settle_garbage) is the collector's again
+
+
+async def _run_targets(
+    config: RunConfig,
+    planned: list[_Planned],
+    setup: SimSetup | None,
+    observer: RunObserver | None,
+    stop: StopSignal,
+    virtual: bool,
+) -> RunOutcome:
+    """Sweep the planned targets in turn, with the run's outputs and metrics around them."""
+    user = observer or RunObserver()
     out_dir = config.output.out_dir
     run_id = out_dir.name if out_dir is not None else datetime.now().strftime("%Y%m%d-%H%M%S")
-    stop = stop or StopSignal()
     outcomes: list[TargetOutcome] = []
     async with live_metrics(config.metrics, run_id, user) as exporters:
         outputs: list[RunObserver] = []
         if out_dir is not None:
             outputs += [ResultsWriter(), SweepPlotter(out_dir)]
         hub = Observers(*outputs, *exporters, user)
-        with _signals_to(stop) if handle_signals else contextlib.nullcontext():
-            for item in planned:
-                if stop.stop_sending.is_set():
-                    break
-                opener = _opener(config, item, hub, setup, virtual)
-                outcomes.append(await _sweep_target(config, item, opener, hub, stop, run_id))
+        for item in planned:
+            if stop.stop_sending.is_set():
+                break
+            opener = _opener(config, item, hub, setup, virtual)
+            outcomes.append(await _sweep_target(config, item, opener, hub, stop, run_id))
         outcome = RunOutcome(tuple(outcomes), stop.stop_sending.is_set())
         hub.on_run_end(outcome)
-    gc.unfreeze()  # what the steps set aside (settle_garbage) is the collector's again
     return outcome
 
 

@@ -118,17 +118,24 @@ class StepRunner:
             lateness_ns = perf_counter_ns() - deadline_ns
             task = loop.create_task(self._one(sending, index, deadline_ns))
             sending.in_flight.add(task)
-            task.add_done_callback(sending.in_flight.discard)
             progress.sent += 1
             self.observer.on_request_sent(progress, index, lateness_ns)
 
     async def _one(self, sending: _Sending, index: int, t_sched_ns: int) -> None:
-        """Send one request (after a concurrency slot, if capped) and report its record."""
+        """Send one request (after a concurrency slot, if capped) and report its record.
+
+        The task leaves the in-flight set itself when it ends, with no callback: only its
+        record stays.
+        """
         spec = sending.specs[index]
-        if sending.slots is None:
-            record = await self._sender.send(spec, index, t_sched_ns)
-        else:
-            record = await self._send_in_slot(spec, index, t_sched_ns, sending.slots, sending.stop)
+        try:
+            if sending.slots is None:
+                record = await self._sender.send(spec, index, t_sched_ns)
+            else:
+                slots, stop = sending.slots, sending.stop
+                record = await self._send_in_slot(spec, index, t_sched_ns, slots, stop)
+        finally:
+            sending.in_flight.discard(asyncio.current_task())
         sending.records[index] = record
         progress = sending.progress
         progress.done += 1

@@ -56,35 +56,43 @@ async def sweep_steps(
     stop: StopSignal,
     done: list[StepSummary],
 ) -> None:
-    """Run the policy's steps until it ends or a stop is requested, adding each to `done`.
-
-    Each step's records go to the observers with its summary, and then out of memory.
-    """
-    load = plan.load
+    """Run the policy's steps until it ends or a stop is requested, adding each to `done`."""
     policy = fixed_rates(plan.rates_rps)
     rate_rps = next(policy)
     while not stop.stop_sending.is_set():
-        step = len(done)
-        specs, offsets_s = plan.step(step, rate_rps)
-        settle_garbage()
-        progress = StepProgress(
-            step, rate_rps, len(specs), load.trim, perf_counter_ns() + _STEP_LEAD_NS
-        )
-        observer.on_step_start(progress)
-        result = await executor.run(progress, specs, offsets_s, stop)
-        summary = summarize_step(
-            result.records,
-            step=step,
-            target_rate_rps=rate_rps,
-            num_sent=len(result.records),
-            trim=load.trim,
-            slos=load.slos,
-            interrupted=result.interrupted,
-            duration_s=result.duration_s,
-        )
+        summary = await _one_step(plan, executor, observer, stop, len(done), rate_rps)
         done.append(summary)
-        observer.on_step_end(progress, summary, result.records)
         try:
             rate_rps = policy.send(summary)
         except StopIteration:
             return
+
+
+async def _one_step(
+    plan: TargetPlan,
+    executor: StepExecutor,
+    observer: RunObserver,
+    stop: StopSignal,
+    step: int,
+    rate_rps: float,
+) -> StepSummary:
+    """Plan, run and sum up one step; its requests and records leave memory on return."""
+    specs, offsets_s = plan.step(step, rate_rps)
+    settle_garbage()
+    trim = plan.load.trim
+    progress = StepProgress(step, rate_rps, len(specs), trim, perf_counter_ns() + _STEP_LEAD_NS)
+    observer.on_step_start(progress)
+    result = await executor.run(progress, specs, offsets_s, stop)
+    del specs, offsets_s  # the prompts are sent: summing up and writing need the records only
+    summary = summarize_step(
+        result.records,
+        step=step,
+        target_rate_rps=rate_rps,
+        num_sent=len(result.records),
+        trim=trim,
+        slos=plan.load.slos,
+        interrupted=result.interrupted,
+        duration_s=result.duration_s,
+    )
+    observer.on_step_end(progress, summary, result.records)
+    return summary

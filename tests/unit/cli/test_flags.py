@@ -12,9 +12,8 @@ from loadgen.cli import main
 from loadgen.cli.flags import add_flags, command_flags, flag_source
 from loadgen.cli.output import Parser
 from loadgen.config import resolve
-from loadgen.config.model import Section
 from loadgen.config.sources import option_fields
-from loadgen.config.types import Opt
+from loadgen.config.types import Opt, Section
 
 
 class Knobs(Section):

@@ -20,8 +20,9 @@ from loadgen.config import (
     WorkloadConfig,
     resolve,
 )
-from loadgen.config.model import DescribeConfig, field_error
+from loadgen.config.model import DescribeConfig
 from loadgen.config.sources import data_source
+from loadgen.config.types import field_error
 
 INF = math.inf
 NAN = math.nan

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import pytest
 from pydantic import Field, TypeAdapter
 
-from loadgen.config.model import Section
 from loadgen.config.sources import ConfigError, data_source, env_source, resolve
 from loadgen.config.types import (
     BaseUrl,
@@ -18,6 +17,7 @@ from loadgen.config.types import (
     JsonObject,
     Opt,
     Rates,
+    Section,
     Slos,
     merge_headers,
 )
