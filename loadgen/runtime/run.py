@@ -46,7 +46,6 @@ TARGET_FAILURES = (ServerProbeError, SimProcessError, OSError)
 class _Planned:
     """A target with its plan, checked before anything is sent."""
 
-    index: int
     target: TargetConfig
     plan: TargetPlan
 
@@ -130,11 +129,11 @@ def _plan(config: RunConfig, virtual: bool) -> list[_Planned]:
         for path, why in virtual_problems(config):
             raise ConfigError(f"{'.'.join(path)}: {why}")
     planned = []
-    for index, target in enumerate(config.run_targets()):
+    for target in config.run_targets():
         try:
             if not virtual:
                 api_key(target)
-            planned.append(_Planned(index, target, plan_target(config, target)))
+            planned.append(_Planned(target, plan_target(config, target)))
         except ConfigError as exc:
             where = f"target {target.name}: " if target.name else ""
             raise ConfigError(f"{where}{exc}") from None
