@@ -74,9 +74,8 @@ class EmbeddedSim:
             stdin.flush()
         kind, _, value = _first_line(stdout).partition(" ")
         if kind != "ready":
-            code = self._process.poll()
             self._stop()
-            why = value or f"its process ended (exit code {code})"
+            why = value or f"its process ended (exit code {self._process.returncode})"
             raise SimProcessError(f"the built-in simulator failed: {why}")
         self._port = int(value)
         return self
@@ -118,7 +117,7 @@ def _search_path() -> list[str]:
 
 
 def _first_line(stdout: IO[bytes]) -> str:
-    """The child's first line, or "" when none comes in time."""
+    """The child's first line ("" when it ended without one), or an error line on a timeout."""
     ready, _, _ = select.select([stdout], [], [], _START_TIMEOUT_S)
     if not ready:
         return "error it did not start in time"
