@@ -93,7 +93,9 @@ class StepFigures:
     """Every figure of one step over one set of requests (trimmed, or all sent).
 
     Throughputs are per second of `window_s`; they are 0.0 when no request succeeded and
-    `window_s` is None. Distributions are None when they have no sample.
+    `window_s` is None. Distributions are None when they have no sample. `send_gap_ks` and its
+    p-value test the send gaps against the target rate's exponential (finite rates only);
+    `send_count_dispersion` is the variance over mean of sends per 100 ms window.
     """
 
     num_requests: int
@@ -108,6 +110,9 @@ class StepFigures:
     goodput_rps: float | None
     achieved_rate_rps: float | None
     send_gap_cv: float | None
+    send_gap_ks: float | None
+    send_gap_ks_pvalue: float | None
+    send_count_dispersion: float | None
     ttft_s: Distribution | None
     ttft_sched_s: Distribution | None
     tpot_s: Distribution | None

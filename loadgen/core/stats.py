@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from loadgen.core.arrival_fit import count_dispersion, gap_ks
 from loadgen.core.distributions import DISTRIBUTION_FIELDS, POOLED_FIELD
 from loadgen.core.latency import (
     NS_PER_S,
@@ -138,8 +139,15 @@ def _distributions(
     }
 
 
-def step_figures(records: Sequence[RequestRecord], slos: Mapping[str, float]) -> StepFigures:
-    """Every figure over `records` (any order); SLO limits in seconds keyed by `SLO_KEYS`."""
+def step_figures(
+    records: Sequence[RequestRecord],
+    slos: Mapping[str, float],
+    target_rate_rps: float | None = None,
+) -> StepFigures:
+    """Every figure over `records` (any order); SLO limits in seconds keyed by `SLO_KEYS`.
+
+    The send-gap KS test needs `target_rate_rps` (req/s): without it, it is None.
+    """
     ordered = sorted(records, key=lambda r: r.index)
     n = len(ordered)
     ok = [r for r in ordered if r.ok]
@@ -152,6 +160,7 @@ def step_figures(records: Sequence[RequestRecord], slos: Mapping[str, float]) ->
     goodput = _rate(int(_meets_slos(lat, slos).sum()), window_s) if slos else None
     errors = Counter(r.error_kind for r in ordered if r.error_kind is not None)
     achieved, cv = _send_figures(lat.send_ns)
+    ks = gap_ks(lat.send_ns, target_rate_rps) if target_rate_rps is not None else None
     return StepFigures(
         num_requests=n,
         num_ok=len(ok),
@@ -165,6 +174,9 @@ def step_figures(records: Sequence[RequestRecord], slos: Mapping[str, float]) ->
         goodput_rps=goodput,
         achieved_rate_rps=achieved,
         send_gap_cv=cv,
+        send_gap_ks=None if ks is None else ks[0],
+        send_gap_ks_pvalue=None if ks is None else ks[1],
+        send_count_dispersion=count_dispersion(lat.send_ns),
         **_distributions(lat, ok),
     )
 
@@ -192,7 +204,7 @@ def summarize_step(
         raise ValueError(f"trim must be >= 0 requests, got {trim}")
     ordered = sorted(records, key=lambda r: r.index)
     kept = [r for r in ordered if trim <= r.index < num_sent - trim]
-    trimmed = step_figures(kept, slos)
+    trimmed = step_figures(kept, slos, target_rate_rps)
     lateness = trimmed.pacer_lateness_s
     # Batch mode (inf rate) sends everything at once by design: lateness there is not saturation.
     saturated = (
@@ -206,7 +218,7 @@ def summarize_step(
         num_sent=num_sent,
         trim=trim,
         trimmed=trimmed,
-        untrimmed=step_figures(ordered, slos),
+        untrimmed=step_figures(ordered, slos, target_rate_rps),
         client_saturated=saturated,
         interrupted=interrupted,
         tokens_source=_tokens_source(kept, ordered),

@@ -31,6 +31,10 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _ks_text(statistic: float | None, pvalue: float | None) -> str:
+    return "-" if statistic is None or pvalue is None else f"{statistic:.3f} ({pvalue:.2f})"
+
+
 def progress_text(progress: StepProgress, now_ns: int) -> Text:
     """One status line: sent, done, errors, in flight and the rate actually sent."""
     elapsed_s = max((now_ns - progress.t_start_ns) / 1e9, 1e-9)
@@ -55,6 +59,8 @@ def summary_table(summary: StepSummary) -> Table:
     rows = [
         ("achieved rate (req/s)", _num(figures.achieved_rate_rps)),
         ("send-gap CV", _num(figures.send_gap_cv)),
+        ("send-gap KS vs Exp(rate) (p)", _ks_text(figures.send_gap_ks, figures.send_gap_ks_pvalue)),
+        ("sends per 100 ms: variance / mean", _num(figures.send_count_dispersion)),
         ("sequence throughput (req/s)", _num(figures.sequence_throughput_rps)),
         ("output tokens/s", _num(figures.output_token_throughput_tps, 1)),
         ("total tokens/s", _num(figures.total_token_throughput_tps, 1)),

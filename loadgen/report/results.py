@@ -13,6 +13,9 @@ import orjson
 from loadgen.core.distributions import DISTRIBUTION_FIELDS
 from loadgen.core.records import Distribution, StepFigures, StepSummary
 
+# Figures that results written before they existed do not have.
+_ADDED_LATER = frozenset({"send_gap_ks", "send_gap_ks_pvalue", "send_count_dispersion"})
+
 
 class ResultsError(ValueError):
     """A folder that is not a readable loadgen results folder."""
@@ -52,7 +55,7 @@ def figures_from_dict(data: Mapping[str, Any]) -> StepFigures:
     values: dict[str, Any] = {}
     for item in fields(StepFigures):
         key = "num_kept" if item.name == "num_requests" and "num_kept" in data else item.name
-        raw = data[key]
+        raw = data.get(key) if key in _ADDED_LATER else data[key]
         values[item.name] = _distribution(raw) if item.name in DISTRIBUTION_FIELDS else raw
     return StepFigures(**values)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import pytest
 
+from loadgen.core.arrivals import send_offsets_s
 from loadgen.core.records import ErrorKind, RequestRecord, StepFigures, TokensSource
 from loadgen.core.stats import distribution, parse_slos, step_figures, summarize_step
 
@@ -549,6 +551,9 @@ def test_empty_step() -> None:
         goodput_rps=None,
         achieved_rate_rps=None,
         send_gap_cv=None,
+        send_gap_ks=None,
+        send_gap_ks_pvalue=None,
+        send_count_dispersion=None,
         ttft_s=None,
         ttft_sched_s=None,
         tpot_s=None,
@@ -803,3 +808,29 @@ def test_hundred_thousand_requests_of_fifty_chunks() -> None:
     # median position 3_649_999.5 < 4_800_000, p99 position 7_226_999.01 > 4_800_000
     assert itl.p50 == pytest.approx(0.005)
     assert itl.p99 == pytest.approx(0.01)
+
+
+def test_a_step_reports_how_poisson_its_sends_were() -> None:
+    sends = np.rint(send_offsets_s("poisson", 50.0, 600, np.random.default_rng(11)) * 1e9).astype(
+        np.int64
+    )
+    records = [
+        RequestRecord(
+            index=i, t_sched_ns=int(t), t_send_ns=int(t), slot_wait_ns=0, t_done_ns=int(t) + 1000
+        )
+        for i, t in enumerate(sends)
+    ]
+    finite = summarize_step(
+        records, step=0, target_rate_rps=50.0, num_sent=600, trim=50,
+        slos={}, interrupted=False, duration_s=12.0,
+    )  # fmt: skip
+    assert finite.trimmed.send_gap_ks is not None
+    assert finite.trimmed.send_gap_ks_pvalue is not None
+    assert finite.trimmed.send_gap_ks_pvalue > 0.01  # seeded Poisson sends at the tested rate
+    assert finite.trimmed.send_count_dispersion is not None
+    assert 0.6 <= finite.trimmed.send_count_dispersion <= 1.4  # ~100 windows of mean 5
+    batch = summarize_step(
+        records, step=0, target_rate_rps=math.inf, num_sent=600, trim=50,
+        slos={}, interrupted=False, duration_s=12.0,
+    )  # fmt: skip
+    assert (batch.trimmed.send_gap_ks, batch.trimmed.send_gap_ks_pvalue) == (None, None)
