@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from loadgen.client.openai import ServerProbeError
 from loadgen.config import ConfigError, RunConfig, TargetConfig
@@ -40,6 +41,15 @@ from loadgen.sim.settings import SimSetup, resolve
 
 # What makes one target unsweepable without ending the run.
 TARGET_FAILURES = (ServerProbeError, SimProcessError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class _RunFacts:
+    """What every target of a run shares in its TargetInfo, worked out once."""
+
+    run_id: str
+    config: dict[str, Any]
+    plot_title: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +103,7 @@ async def _run_targets(
     user = observer or RunObserver()
     out_dir = config.output.out_dir
     run_id = out_dir.name if out_dir is not None else datetime.now().strftime("%Y%m%d-%H%M%S")
+    facts = _RunFacts(run_id, public_dump(config), plot_title(config))
     outcomes: list[TargetOutcome] = []
     async with live_metrics(config.metrics, run_id, user) as exporters:
         outputs: list[RunObserver] = []
@@ -103,7 +114,7 @@ async def _run_targets(
             if stop.stop_sending.is_set():
                 break
             opener = _opener(config, item, hub, setup, virtual)
-            outcomes.append(await _sweep_target(config, item, opener, hub, stop, run_id))
+            outcomes.append(await _sweep_target(config, item, opener, hub, stop, facts))
         outcome = RunOutcome(tuple(outcomes), stop.stop_sending.is_set())
         hub.on_run_end(outcome)
     return outcome
@@ -167,7 +178,7 @@ async def _sweep_target(
     opener: contextlib.AbstractAsyncContextManager[OpenTarget],
     hub: RunObserver,
     stop: StopSignal,
-    run_id: str,
+    facts: _RunFacts,
 ) -> TargetOutcome:
     """One target's sweep; a failure to reach it becomes its outcome."""
     target = item.target
@@ -182,10 +193,10 @@ async def _sweep_target(
                 model=opened.model,
                 base_url=opened.base_url,
                 scenario=item.plan.scenario,
-                run_id=run_id,
+                run_id=facts.run_id,
                 out_dir=_target_dir(config, target),
-                plot_title=plot_title(config),
-                config=public_dump(config),
+                plot_title=facts.plot_title,
+                config=facts.config,
                 notes=opened.notes,
             )
             hub.on_target_start(info)

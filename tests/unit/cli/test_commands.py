@@ -13,6 +13,8 @@ from loadgen.cli.run import resolved_run, run_flags
 from loadgen.config import RunConfig
 
 SECRET = "Bearer sekrit-123"
+# The configuration's sections, in the order every dump and the schema list them.
+SECTIONS = ["target", "targets", "load", "workload", "output", "metrics", "sim"]
 
 
 def show(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -107,15 +109,7 @@ def test_show_as_json_names_the_sources(
         "target.base_url": "LOADGEN_BASE_URL",
         "load.rates_rps": "--rates",
     }
-    assert list(data["config"]) == [
-        "target",
-        "targets",
-        "load",
-        "workload",
-        "output",
-        "metrics",
-        "sim",
-    ]
+    assert list(data["config"]) == SECTIONS
     assert data["config"]["target"]["base_url"] == "http://env-host:9000/v1"
     assert data["config"]["load"]["rates_rps"] == [1.0, "inf"]
     assert data["config"]["load"]["num_requests"] == 1000
@@ -266,15 +260,7 @@ def test_show_format_is_toml_or_json(capsys: pytest.CaptureFixture[str]) -> None
 def test_schema_is_json_with_the_sections(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "schema"]) == 0
     schema = orjson.loads(capsys.readouterr().out)
-    assert list(schema["properties"]) == [
-        "target",
-        "targets",
-        "load",
-        "workload",
-        "output",
-        "metrics",
-        "sim",
-    ]
+    assert list(schema["properties"]) == SECTIONS
     assert schema["type"] == "object"
     assert schema["additionalProperties"] is False
 
