@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,10 +17,10 @@ from loadgen.cli.output import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, Parser, error_
 if TYPE_CHECKING:
     from loadgen.cli.output import Commands
 from loadgen.cli.run import resolved_run, run_flags
-from loadgen.config import ConfigError, RunConfig, ServeConfig, resolve
+from loadgen.config import ConfigError, RunConfig, ServeConfig, WorkerConfig, resolve
 from loadgen.config.model import DescribeConfig
 from loadgen.config.render import public_dump, toml_text
-from loadgen.config.sources import Source
+from loadgen.config.sources import Source, env_source
 from loadgen.report.html import write_report
 from loadgen.report.results import ResultsError, load_results, results_folders
 from loadgen.runtime.describe import describe_workload
@@ -31,6 +32,7 @@ from loadgen.workloads import DatasetError
 
 _SIM_FLAGS = command_flags(ServeConfig, renames={("sim", "model"): ("--model",)})
 _DESCRIBE_FLAGS = command_flags(DescribeConfig, lambda path: path != ("workload", "dataset"))
+_WORKER_FLAGS = command_flags(WorkerConfig)
 
 
 def add_sim_command(commands: Commands) -> None:
@@ -61,6 +63,26 @@ def sim_command(args: argparse.Namespace) -> int:
         message = f"cannot serve on {config.host}:{config.port}: {exc.strerror or exc}"
         return fail(console, EXIT_RUNTIME, message)
     return EXIT_OK
+
+
+def add_worker_command(commands: Commands) -> None:
+    """`loadgen worker`: one engine shard that sends what a `loadgen master` plans."""
+    text = "send a `loadgen master`'s load from this host (a Locust worker with one engine shard)"
+    worker = commands.add_parser("worker", help=text, description=text)
+    add_flags(worker, _WORKER_FLAGS)
+
+
+def worker_command(args: argparse.Namespace) -> int:
+    """Become the worker's relay process (Locust lives there alone); the exit code on errors."""
+    console = Console(stderr=True)
+    try:
+        config = resolve([env_source(os.environ, WorkerConfig), flag_source(args, _WORKER_FLAGS)],
+                         WorkerConfig).config  # fmt: skip
+    except ConfigError as exc:
+        return fail(console, EXIT_USAGE, str(exc))
+    argv = [sys.executable, "-m", "loadgen.cluster.relay", "worker", config.master_host,
+            str(config.master_port), str(config.worker_timeout_s)]  # fmt: skip
+    os.execv(sys.executable, argv)
 
 
 def add_dataset_command(commands: Commands) -> None:

@@ -27,6 +27,7 @@ GROUP_TITLES = {
     "output": "output",
     "metrics": "live metrics",
     "sim": "simulated engine",
+    "cluster": "scale-out (Locust)",
 }
 
 # Flags that share a field but take its value in a form of their own.

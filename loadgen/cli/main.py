@@ -11,10 +11,12 @@ from loadgen.cli.commands import (
     add_dataset_command,
     add_report_command,
     add_sim_command,
+    add_worker_command,
     config_command,
     describe_command,
     report_command,
     sim_command,
+    worker_command,
 )
 from loadgen.cli.output import Parser
 from loadgen.cli.run import add_run_command, run_command
@@ -28,6 +30,8 @@ _COMMANDS = {
     "run": run_command,
     "sweep": run_command,
     "simulate": run_command,
+    "master": run_command,
+    "worker": worker_command,
     "sim": sim_command,
     "dataset": describe_command,
     "report": report_command,
@@ -45,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_command(
         commands, "simulate", "a sweep through the simulated engine in virtual time (no server)"
     )
+    add_run_command(
+        commands,
+        "master",
+        "a sweep whose load `loadgen worker`s send, from any hosts (a Locust master)",
+    )
+    add_worker_command(commands)
     add_sim_command(commands)
     add_dataset_command(commands)
     add_report_command(commands)

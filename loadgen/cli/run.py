@@ -22,6 +22,8 @@ from loadgen.cli.output import (
     error_text,
     fail,
 )
+from loadgen.cluster.master import ClusterError
+from loadgen.cluster.run import run_on_cluster
 from loadgen.config import ConfigError, Resolved, RunConfig, resolve
 from loadgen.config.files import CONFIG_ENV, file_source
 from loadgen.config.sources import FieldPath, Source, env_source
@@ -40,18 +42,27 @@ RATES: FieldPath = ("load", "rates_rps")
 SIM_MODEL: FieldPath = ("sim", "model")
 # What `simulate` takes of a target: how requests ask for outputs; it sends to no server.
 _SIMULATED_TARGET = frozenset({"endpoint", "ignore_eos", "min_tokens", "tokenizer"})
+# The scale-out settings of `run` and `sweep` (shards on this host), and of `master`.
+_LOCAL_CLUSTER = frozenset({"processes", "worker_timeout_s", "on_worker_loss"})
+_MASTER_CLUSTER = frozenset(
+    {"expect_workers", "worker_timeout_s", "master_bind_host", "master_bind_port", "on_worker_loss"}
+)
+PROCESSES: FieldPath = ("cluster", "processes")
 
 
 def run_flags(command: str) -> list[Flag]:
-    """The model's flags as `command` (run, sweep, simulate) offers them."""
+    """The model's flags as `command` (run, sweep, simulate, master) offers them."""
     if command == "simulate":
         return command_flags(
             RunConfig,
-            lambda path: path[0] != "target" or path[1] in _SIMULATED_TARGET,
+            lambda path: path[0] not in ("target", "cluster") or path[1] in _SIMULATED_TARGET,
             {RATES: ("--rates", "--rate-range"), SIM_MODEL: ("--model",)},
         )
     rates = ("--rate",) if command == "run" else ("--rates", "--rate-range")
-    return command_flags(RunConfig, renames={RATES: rates})
+    cluster = _MASTER_CLUSTER if command == "master" else _LOCAL_CLUSTER
+    return command_flags(
+        RunConfig, lambda path: path[0] != "cluster" or path[1] in cluster, {RATES: rates}
+    )
 
 
 def add_run_command(commands: Commands, name: str, text: str) -> None:
@@ -95,11 +106,15 @@ def run_command(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"output": output})
     reporter = ConsoleReporter(console, quiet=args.quiet)
     virtual = args.command == "simulate"
+    on_cluster = args.command == "master" or config.cluster.processes is not None
     try:
-        outcome = run_async(run_config(config, reporter, virtual=virtual))
+        if on_cluster:
+            outcome = run_async(run_on_cluster(config, reporter))
+        else:
+            outcome = run_async(run_config(config, reporter, virtual=virtual))
     except (ConfigError, DatasetError, PresetError, ValueError) as exc:
         return fail(console, EXIT_USAGE, str(exc))
-    except OSError as exc:
+    except (OSError, ClusterError) as exc:
         return fail(console, EXIT_RUNTIME, error_text(exc))
     except KeyboardInterrupt:
         return fail(console, EXIT_INTERRUPTED, "interrupted before the first step started")
@@ -114,6 +129,11 @@ def _checked(command: str, resolved: Resolved[RunConfig]) -> RunConfig:
     if command == "simulate":
         for path, why in virtual_problems(config):
             raise ConfigError(f"{resolved.source_of(path)}: {why}")
+    if command == "master" and config.cluster.processes is not None:
+        raise ConfigError(
+            f"{resolved.source_of(PROCESSES)}: a master's shards are its workers, from any host; "
+            "for shards on this host alone, use sweep --processes"
+        )
     return config
 
 
@@ -124,13 +144,17 @@ def finish(
     for failed in outcome.failures:
         where = f"target {failed.name}: " if failed.name is not None else ""
         fail(console, EXIT_RUNTIME, where + error_text(failed.error or RuntimeError()))
+    invalid = [(done, step) for done in outcome.targets for step in done.steps if step.invalid]
+    for done, step in invalid:
+        where = f"target {done.name}: " if done.name is not None else ""
+        fail(console, EXIT_RUNTIME, f"{where}step {step.step} is invalid: {step.invalid}")
     if print_json:
         sys.stdout.write(summaries_json(config, outcome))
     if not quiet:
         _print_done(console, config, outcome)
     if outcome.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_RUNTIME if outcome.failures else EXIT_OK
+    return EXIT_RUNTIME if outcome.failures or invalid else EXIT_OK
 
 
 def summaries_json(config: RunConfig, outcome: RunOutcome) -> str:

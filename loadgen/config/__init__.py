@@ -1,5 +1,6 @@
 """The one configuration model of a run, and the sources that fill it (files, env, flags)."""
 
+from loadgen.config.cluster import ClusterConfig, WorkerConfig
 from loadgen.config.model import (
     LoadConfig,
     MetricsConfig,
@@ -12,6 +13,7 @@ from loadgen.config.sim import ServeConfig, SimConfig
 from loadgen.config.sources import ConfigError, Resolved, Source, resolve
 
 __all__ = [
+    "ClusterConfig",
     "ConfigError",
     "LoadConfig",
     "MetricsConfig",
@@ -22,6 +24,7 @@ __all__ = [
     "SimConfig",
     "Source",
     "TargetConfig",
+    "WorkerConfig",
     "WorkloadConfig",
     "resolve",
 ]

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field, model_validator
 
 from loadgen.client.protocol import Endpoint
+from loadgen.config.cluster import ClusterConfig
 from loadgen.config.sim import SimConfig
 from loadgen.config.types import (
     BODY,
@@ -259,6 +260,7 @@ class RunConfig(Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     sim: SimConfig = Field(default_factory=SimConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     @model_validator(mode="before")
     @classmethod

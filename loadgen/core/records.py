@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 ErrorKind = Literal[
-    "http_4xx", "http_5xx", "timeout", "connect", "disconnect", "bad_stream", "cancelled"
+    "http_4xx", "http_5xx", "timeout", "connect", "disconnect", "bad_stream", "cancelled", "lost"
 ]
 ERROR_KINDS: tuple[ErrorKind, ...] = (
     "http_4xx",
@@ -17,6 +17,7 @@ ERROR_KINDS: tuple[ErrorKind, ...] = (
     "disconnect",
     "bad_stream",
     "cancelled",
+    "lost",
 )
 TokensSource = Literal["server", "tokenizer", "estimate"]
 Phase = Literal["warmup", "measure", "cooldown"]
@@ -40,6 +41,8 @@ class RequestRecord:
     not streamed); `chunk_tokens` the tokens each of those chunks carried, when known. Both
     are best held compact (`array("q")`): a step keeps every stream's until it is summarised.
     `t_first_ns` is None for non-streamed requests (no time to first token is observable).
+    `shard` is the shard that sent it, in a run of several (None: a one-process run). A `lost`
+    record is a request whose shard was lost before it told how the request ended.
     """
 
     index: int
@@ -57,6 +60,7 @@ class RequestRecord:
     error_kind: ErrorKind | None = None
     error: str | None = None
     status: int | None = None
+    shard: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -124,8 +128,22 @@ class StepFigures:
 
 
 @dataclass(frozen=True, slots=True)
+class ShardFigures:
+    """What one shard of a step sent, among the kept requests: its rate and pacer lateness."""
+
+    shard: int
+    num_sent: int
+    achieved_rate_rps: float | None
+    lateness_p99_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class StepSummary:
-    """One finished step of a sweep: the trimmed figures, the untrimmed ones, and flags."""
+    """One finished step of a sweep: the trimmed figures, the untrimmed ones, and flags.
+
+    `invalid` says why the step's figures cannot be trusted (a shard lost mid-step); `shards`
+    holds each shard's figures in a run of several (empty for one process).
+    """
 
     step: int
     target_rate_rps: float
@@ -137,3 +155,5 @@ class StepSummary:
     interrupted: bool
     tokens_source: TokensSource
     duration_s: float
+    invalid: str | None = None
+    shards: tuple[ShardFigures, ...] = ()

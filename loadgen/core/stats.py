@@ -23,6 +23,7 @@ from loadgen.core.latency import (
 from loadgen.core.records import (
     Distribution,
     RequestRecord,
+    ShardFigures,
     StepFigures,
     StepSummary,
     TokensSource,
@@ -30,6 +31,8 @@ from loadgen.core.records import (
 
 SLO_KEYS = ("ttft", "tpot", "e2e", "per_token")
 
+# A client whose sends are later than this at p99 (s) no longer offers the load it was asked to.
+SATURATION_LATENESS_S = 0.010
 _PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 _SOURCE_RANK: dict[TokensSource, int] = {"estimate": 0, "tokenizer": 1, "server": 2}
 
@@ -102,7 +105,7 @@ def _meets_slos(lat: RequestLatencies, slos: Mapping[str, float]) -> BoolArray:
 
 
 def _send_figures(send_ns: IntArray) -> tuple[float | None, float | None]:
-    """Achieved rate (req/s) and coefficient of variation of send gaps, in send order."""
+    """Achieved rate (req/s) and coefficient of variation of send gaps; `send_ns` in time order."""
     achieved = None
     if send_ns.size >= 2:
         span_ns = int(send_ns[-1] - send_ns[0])
@@ -159,7 +162,8 @@ def step_figures(
         total_tps = _rate(tokens_out + sum(r.tokens_in or 0 for r in ok), window_s)
     goodput = _rate(int(_meets_slos(lat, slos).sum()), window_s) if slos else None
     errors = Counter(r.error_kind for r in ordered if r.error_kind is not None)
-    achieved, cv = _send_figures(lat.send_ns)
+    # Merged shards' sends follow the schedule's order, not always the clock's by a few µs.
+    achieved, cv = _send_figures(np.sort(lat.send_ns))
     ks = gap_ks(lat.send_ns, target_rate_rps) if target_rate_rps is not None else None
     return StepFigures(
         num_requests=n,
@@ -197,20 +201,25 @@ def summarize_step(
     slos: Mapping[str, float],
     interrupted: bool,
     duration_s: float,
-    saturation_lateness_s: float = 0.010,
+    saturation_lateness_s: float = SATURATION_LATENESS_S,
+    invalid: str | None = None,
 ) -> StepSummary:
-    """Trimmed (send index in `[trim, num_sent - trim)`) and untrimmed figures of one step."""
+    """Trimmed (send index in `[trim, num_sent - trim)`) and untrimmed figures of one step.
+
+    The client is saturated when the pacer's lateness p99 over the kept requests, or any
+    shard's, passes `saturation_lateness_s`.
+    """
     if trim < 0:
         raise ValueError(f"trim must be >= 0 requests, got {trim}")
     ordered = sorted(records, key=lambda r: r.index)
     kept = [r for r in ordered if trim <= r.index < num_sent - trim]
     trimmed = step_figures(kept, slos, target_rate_rps)
-    lateness = trimmed.pacer_lateness_s
+    shards = shard_figures(kept)
+    late_p99s = [trimmed.pacer_lateness_s.p99] if trimmed.pacer_lateness_s is not None else []
+    late_p99s += [shard.lateness_p99_s for shard in shards if shard.lateness_p99_s is not None]
     # Batch mode (inf rate) sends everything at once by design: lateness there is not saturation.
-    saturated = (
-        math.isfinite(target_rate_rps)
-        and lateness is not None
-        and lateness.p99 > saturation_lateness_s
+    saturated = math.isfinite(target_rate_rps) and any(
+        p99 > saturation_lateness_s for p99 in late_p99s
     )
     return StepSummary(
         step=step,
@@ -223,4 +232,28 @@ def summarize_step(
         interrupted=interrupted,
         tokens_source=_tokens_source(kept, ordered),
         duration_s=duration_s,
+        invalid=invalid,
+        shards=shards,
     )
+
+
+def shard_figures(records: Sequence[RequestRecord]) -> tuple[ShardFigures, ...]:
+    """Each shard's send rate (req/s) and pacer lateness p99 (s); empty for one process."""
+    by_shard: dict[int, list[RequestRecord]] = {}
+    for record in records:
+        if record.shard is not None:
+            by_shard.setdefault(record.shard, []).append(record)
+    figures = []
+    for shard in sorted(by_shard):
+        sent = [r for r in by_shard[shard] if r.error_kind != "lost"]
+        lat = request_latencies(sent)
+        lateness = _present(lat.pacer_lateness_s)
+        figures.append(
+            ShardFigures(
+                shard=shard,
+                num_sent=len(sent),
+                achieved_rate_rps=_send_figures(np.sort(lat.send_ns))[0],
+                lateness_p99_s=None if lateness is None else lateness.p99,
+            )
+        )
+    return tuple(figures)

@@ -70,9 +70,11 @@ def summary_dict(summary: StepSummary) -> dict[str, Any]:
         "trim": summary.trim,
         "client_saturated": summary.client_saturated,
         "interrupted": summary.interrupted,
+        "invalid": summary.invalid,
         "tokens_source": summary.tokens_source,
         "duration_s": summary.duration_s,
         **trimmed,
+        "shards": [asdict(shard) for shard in summary.shards],
         "untrimmed": figures_dict(summary.untrimmed),
     }
 
@@ -81,6 +83,7 @@ def csv_row(summary: StepSummary) -> dict[str, Any]:
     """One step as a flat summary.csv row (distributions as mean/p50/p90/p99 columns)."""
     data = summary_dict(summary)
     data.pop("untrimmed")
+    data.pop("shards")
     data["errors_by_kind"] = ";".join(f"{k}={v}" for k, v in data["errors_by_kind"].items())
     for name in DISTRIBUTION_FIELDS:
         dist = data.pop(name)

@@ -14,6 +14,7 @@ from rich.text import Text
 from loadgen.core.distributions import DISTRIBUTIONS
 from loadgen.core.events import RunObserver, StepProgress, TargetInfo, TargetOutcome
 from loadgen.core.records import Distribution, RequestRecord, StepSummary
+from loadgen.core.stats import SATURATION_LATENESS_S
 
 _REFRESH_S = 0.25
 
@@ -86,7 +87,8 @@ def sweep_table(summaries: list[StepSummary]) -> Table:
         figures = summary.trimmed
         per_token, ttft = figures.per_token_latency_s, figures.ttft_s
         flags = [name for name, on in (("saturated", summary.client_saturated),
-                                       ("interrupted", summary.interrupted)) if on]  # fmt: skip
+                                       ("interrupted", summary.interrupted),
+                                       ("invalid", summary.invalid is not None)) if on]  # fmt: skip
         table.add_row(
             rate_text(summary.target_rate_rps),
             _num(figures.achieved_rate_rps),
@@ -183,6 +185,16 @@ def step_warnings(summary: StepSummary) -> list[str]:
         warnings.append(
             f"client_saturated: the client sent late (pacer lateness p99 "
             f"{lateness.p99 * 1e3:.1f} ms); this step's figures understate the offered load"
+        )
+    if summary.invalid is not None:
+        warnings.append(f"invalid: {summary.invalid}; do not use this step's figures")
+    late = [shard.shard for shard in summary.shards
+            if shard.lateness_p99_s is not None
+            and shard.lateness_p99_s > SATURATION_LATENESS_S]  # fmt: skip
+    if late:
+        warnings.append(
+            f"shard(s) {', '.join(map(str, late))} sent late "
+            f"(lateness p99 > {SATURATION_LATENESS_S * 1e3:g} ms)"
         )
     if summary.interrupted:
         warnings.append("the step was interrupted; its figures cover only what was sent")

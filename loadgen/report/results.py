@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from loadgen.core.distributions import DISTRIBUTION_FIELDS
-from loadgen.core.records import Distribution, StepFigures, StepSummary
+from loadgen.core.records import Distribution, ShardFigures, StepFigures, StepSummary
 
 # Figures that results written before they existed do not have.
 _ADDED_LATER = frozenset({"send_gap_ks", "send_gap_ks_pvalue", "send_count_dispersion"})
@@ -73,6 +73,8 @@ def summary_from_dict(data: Mapping[str, Any]) -> StepSummary:
         interrupted=data["interrupted"],
         tokens_source=data["tokens_source"],
         duration_s=data["duration_s"],
+        invalid=data.get("invalid"),
+        shards=tuple(ShardFigures(**shard) for shard in data.get("shards", ())),
     )
 
 

@@ -13,8 +13,10 @@ import numpy.typing as npt
 from loadgen.config import LoadConfig, RunConfig, TargetConfig
 from loadgen.core.arrivals import ArrivalKind, send_offsets_s, send_offsets_within_s
 from loadgen.core.records import RequestSpec
+from loadgen.core.shards import PROMPTS_KEY, Shard, deal, shard_offsets_s, shard_seed
 from loadgen.runtime.workload import build_workload, shape_prompts, token_counter, workload_rng
 from loadgen.workloads import DatasetError, Workload
+from loadgen.workloads.tokenizers import ExactCounter
 from loadgen.workloads.tokens import EstimateCounter
 from loadgen.workloads.trace import TraceWorkload, load_trace
 
@@ -38,17 +40,42 @@ class TargetPlan:
     forced_lengths: bool
     trace_offsets_s: Offsets | None = None
     output_counter: Callable[[str], int] | None = None
+    shard: Shard | None = None
 
     def step(self, step: int, rate_rps: float) -> tuple[Sequence[RequestSpec], Offsets]:
-        """Step `step`'s requests at `rate_rps` and their send offsets (s from the step start)."""
-        offsets_s = self._offsets(rate_rps)
-        return self.workload.specs(len(offsets_s), workload_rng(self.load.seed, step)), offsets_s
+        """Step `step`'s requests at `rate_rps` and their send offsets (s from the step start).
 
-    def _offsets(self, rate_rps: float) -> Offsets:
+        A shard's plan gives its own share: its requests, drawn from its own seed.
+        """
+        offsets_s = self.offsets_s(rate_rps)
+        seed = self.load.seed
+        rng = (
+            workload_rng(seed, step)
+            if self.shard is None
+            else np.random.default_rng(shard_seed(seed, self.shard.index, PROMPTS_KEY, step))
+        )
+        return self.workload.specs(len(offsets_s), rng), offsets_s
+
+    def offsets_s(self, rate_rps: float, shard: Shard | None = None) -> Offsets:
+        """A step's send offsets (s from its start) at `rate_rps`: this plan's, or, from the
+        whole run's plan, those of `shard`'s share."""
+        shard = self.shard or shard
         if self.trace_offsets_s is not None:
-            return self.trace_offsets_s
+            if shard is None or self.shard is not None:
+                return self.trace_offsets_s
+            return self.trace_offsets_s[deal(len(self.trace_offsets_s), shard, self.load.seed)]
         load = self.load
         kind = cast(ArrivalKind, load.arrival)
+        if shard is not None:
+            return shard_offsets_s(
+                kind,
+                rate_rps,
+                shard,
+                load.seed,
+                num_requests=load.num_requests,
+                duration_s=load.duration_s,
+                burstiness=load.burstiness,
+            )
         # One arrival stream for every step: steps differ only in scale (common random numbers).
         rng = np.random.default_rng([load.seed, 1])
         if load.duration_s is not None:
@@ -56,18 +83,35 @@ class TargetPlan:
         return send_offsets_s(kind, rate_rps, load.num_requests, rng, load.burstiness)
 
 
-def plan_target(config: RunConfig, target: TargetConfig) -> TargetPlan:
-    """The plan of `target` under `config`'s load (DatasetError when it cannot be built)."""
+def plan_target(config: RunConfig, target: TargetConfig, shard: Shard | None = None) -> TargetPlan:
+    """The plan of `target` under `config`'s load (DatasetError when it cannot be built).
+
+    A shard's plan sends its share of the load: its deal of a dataset's or a trace's requests.
+    """
     load = config.load
     counter = token_counter(target.tokenizer)
     # The tokenizer also counts output tokens for servers that send no usage (DeepSpeed-MII).
     output_counter = None if isinstance(counter, EstimateCounter) else counter.count
     if load.trace is None:
-        workload = build_workload(config.workload, target.endpoint, counter)
+        workload = build_workload(config.workload, target.endpoint, counter, shard)
         scenario = Path(config.workload.dataset).name
         forced = config.workload.forced_lengths
-        return TargetPlan(workload, load.rates_rps, load, scenario, forced, None, output_counter)
-    trace = load_trace(Path(load.trace))
+        return TargetPlan(
+            workload, load.rates_rps, load, scenario, forced, None, output_counter, shard
+        )
+    return _trace_plan(config, target, counter, output_counter, shard)
+
+
+def _trace_plan(
+    config: RunConfig,
+    target: TargetConfig,
+    counter: ExactCounter | EstimateCounter,
+    output_counter: Callable[[str], int] | None,
+    shard: Shard | None,
+) -> TargetPlan:
+    """A replayed trace's plan: its requests at their recorded times, or a shard's deal of them."""
+    load = config.load
+    trace = load_trace(Path(load.trace or ""))
     offsets_s = trace.scaled_offsets_s(load.time_scale)
     kept = len(trace) if load.duration_s is None else int((offsets_s < load.duration_s).sum())
     if load.duration_s is None:
@@ -78,13 +122,17 @@ def plan_target(config: RunConfig, target: TargetConfig) -> TargetPlan:
             f"{load.trace}: {len(trace)} usable requests; trimming {load.trim} from each end "
             "needs more (use a smaller trim)"
         )
+    rate_rps = trace.mean_rate_rps(load.time_scale)
+    offsets_s = offsets_s[:kept]
+    if shard is not None:
+        rows = deal(kept, shard, load.seed)
+        trace, offsets_s = trace.take(rows), offsets_s[rows]
     workload = shape_prompts(
         TraceWorkload(trace), config.workload, target.endpoint, counter, exact=True
     )
-    rate_rps = trace.mean_rate_rps(load.time_scale)
-    scenario = f"trace:{Path(load.trace).name}"
+    scenario = f"trace:{Path(load.trace or '').name}"
     # A trace's recorded lengths are what it replays: forced, like generated ones.
-    return TargetPlan(workload, (rate_rps,), load, scenario, True, offsets_s[:kept], output_counter)
+    return TargetPlan(workload, (rate_rps,), load, scenario, True, offsets_s, output_counter, shard)
 
 
 def plot_title(config: RunConfig) -> str:

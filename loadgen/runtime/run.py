@@ -11,11 +11,11 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from loadgen.client.openai import ServerProbeError
 from loadgen.config import ConfigError, RunConfig, TargetConfig
@@ -34,13 +34,27 @@ from loadgen.runtime.loop import run_async
 from loadgen.runtime.metrics_server import live_metrics
 from loadgen.runtime.plan import TargetPlan, plan_target, plot_title
 from loadgen.runtime.runner import StopSignal
-from loadgen.runtime.sweep import sweep_steps
+from loadgen.runtime.sweep import ShardError, StepExecutor, sweep_steps
 from loadgen.runtime.targets import OpenTarget, api_key, open_http, open_virtual
 from loadgen.sim.embedded import SimProcessError
 from loadgen.sim.settings import SimSetup, resolve
 
 # What makes one target unsweepable without ending the run.
-TARGET_FAILURES = (ServerProbeError, SimProcessError, OSError)
+TARGET_FAILURES = (ServerProbeError, SimProcessError, ShardError, OSError)
+
+
+class Distributor(Protocol):
+    """Runs a run's steps elsewhere than in this process: on a cluster's shards."""
+
+    def executor(
+        self, index: int, opened: OpenTarget, plan: TargetPlan, observer: RunObserver
+    ) -> contextlib.AbstractAsyncContextManager[StepExecutor]:
+        """What runs the steps of target `index` (of `run_targets()`), opened here as `opened`."""
+        ...
+
+
+# Starts a distributor once the run is planned; it tells what happens to the observer given.
+Distributing = Callable[[RunObserver], contextlib.AbstractAsyncContextManager[Distributor]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +64,17 @@ class _RunFacts:
     run_id: str
     config: dict[str, Any]
     plot_title: str
+
+
+@dataclass(slots=True)
+class _Run:
+    """What every target of a run is swept with."""
+
+    config: RunConfig
+    setup: SimSetup | None
+    stop: StopSignal
+    virtual: bool
+    distributor: Distributor | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,32 +99,34 @@ async def run_config(
     virtual: bool = False,
     stop: StopSignal | None = None,
     handle_signals: bool = True,
+    distributing: Distributing | None = None,
 ) -> RunOutcome:
     """Sweep every target of `config`; results go to `config.output.out_dir` when it is set.
 
     `virtual` runs the steps through the simulated engine in virtual time (no server, no
-    waiting). `observer` hears every event, after the run's own outputs. ConfigError,
+    waiting); `distributing` starts what runs them elsewhere (a cluster), once the run is
+    planned. `observer` hears every event, after the run's own outputs. ConfigError,
     DatasetError or PresetError before anything is sent when the run cannot start.
     """
     planned = _plan(config, virtual)
     setup = _sim_setup(config, planned, virtual)
     stop = stop or StopSignal()
+    run = _Run(config, setup, stop, virtual)
     try:
         with _signals_to(stop) if handle_signals else contextlib.nullcontext():
-            return await _run_targets(config, planned, setup, observer, stop, virtual)
+            return await _run_targets(run, planned, observer, distributing)
     finally:
         gc.unfreeze()  # what the steps set aside (settle_garbage) is the collector's again
 
 
 async def _run_targets(
-    config: RunConfig,
+    run: _Run,
     planned: list[_Planned],
-    setup: SimSetup | None,
     observer: RunObserver | None,
-    stop: StopSignal,
-    virtual: bool,
+    distributing: Distributing | None,
 ) -> RunOutcome:
     """Sweep the planned targets in turn, with the run's outputs and metrics around them."""
+    config, stop = run.config, run.stop
     user = observer or RunObserver()
     out_dir = config.output.out_dir
     run_id = out_dir.name if out_dir is not None else datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -110,11 +137,13 @@ async def _run_targets(
         if out_dir is not None:
             outputs += [ResultsWriter(), SweepPlotter(out_dir)]
         hub = Observers(*outputs, *exporters, user)
-        for item in planned:
-            if stop.stop_sending.is_set():
-                break
-            opener = _opener(config, item, hub, setup, virtual)
-            outcomes.append(await _sweep_target(config, item, opener, hub, stop, facts))
+        async with contextlib.AsyncExitStack() as stack:
+            if distributing is not None:
+                run.distributor = await stack.enter_async_context(distributing(hub))
+            for index, item in enumerate(planned):
+                if stop.stop_sending.is_set():
+                    break
+                outcomes.append(await _sweep_target(run, index, item, hub, facts))
         outcome = RunOutcome(tuple(outcomes), stop.stop_sending.is_set())
         hub.on_run_end(outcome)
     return outcome
@@ -159,34 +188,31 @@ def _sim_setup(config: RunConfig, planned: list[_Planned], virtual: bool) -> Sim
 
 
 def _opener(
-    config: RunConfig,
-    item: _Planned,
-    hub: RunObserver,
-    setup: SimSetup | None,
-    virtual: bool,
+    run: _Run, item: _Planned, hub: RunObserver
 ) -> contextlib.AbstractAsyncContextManager[OpenTarget]:
-    if virtual:
-        if setup is None:
+    if run.virtual:
+        if run.setup is None:
             raise ConfigError("simulating needs the simulated engine's setup")
-        return open_virtual(config, item.target, item.plan, setup)
-    return open_http(config, item.target, item.plan, hub, setup)
+        return open_virtual(run.config, item.target, item.plan, run.setup)
+    return open_http(run.config, item.target, item.plan, hub, run.setup)
 
 
 async def _sweep_target(
-    config: RunConfig,
-    item: _Planned,
-    opener: contextlib.AbstractAsyncContextManager[OpenTarget],
-    hub: RunObserver,
-    stop: StopSignal,
-    facts: _RunFacts,
+    run: _Run, index: int, item: _Planned, hub: RunObserver, facts: _RunFacts
 ) -> TargetOutcome:
     """One target's sweep; a failure to reach it becomes its outcome."""
-    target = item.target
+    target, config = item.target, run.config
     steps: list[StepSummary] = []
     info: TargetInfo | None = None
     error: Exception | None = None
     try:
-        async with opener as opened:
+        async with contextlib.AsyncExitStack() as stack:
+            opened = await stack.enter_async_context(_opener(run, item, hub))
+            executor = opened.executor
+            if run.distributor is not None:
+                executor = await stack.enter_async_context(
+                    run.distributor.executor(index, opened, item.plan, hub)
+                )
             info = TargetInfo(
                 name=target.name,
                 label=opened.label,
@@ -200,7 +226,8 @@ async def _sweep_target(
                 notes=opened.notes,
             )
             hub.on_target_start(info)
-            await sweep_steps(item.plan, opened.executor, hub, stop, steps)
+            go_on = config.cluster.on_worker_loss == "continue"
+            await sweep_steps(item.plan, executor, hub, run.stop, steps, past_invalid=go_on)
     except TARGET_FAILURES as exc:
         error = exc
     label = info.label if info is not None else target.name or target.base_url or "simulator"

@@ -30,11 +30,13 @@ class Sender(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
-    """The records of one step (in send order) and whether it was stopped early."""
+    """The records of one step (in send order), whether it was stopped early, and why its
+    figures cannot be trusted, if they cannot."""
 
     records: list[RequestRecord]
     interrupted: bool
     duration_s: float
+    invalid: str | None = None
 
 
 class StopSignal:

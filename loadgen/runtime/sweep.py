@@ -24,8 +24,24 @@ from loadgen.runtime.runner import StepResult, StopSignal
 _STEP_LEAD_NS = 20_000_000
 
 
+class ShardError(Exception):
+    """A shard of a cluster could not do its part (the message says which, and why)."""
+
+
 class StepExecutor(Protocol):
-    """Runs one step's requests: against a server (StepRunner), or in virtual time."""
+    """Runs a plan's steps: here (PlannedExecutor), or on a cluster's shards."""
+
+    async def prepare(self, step: int, rate_rps: float) -> int:
+        """Plan step `step` at `rate_rps` (requests, send times); how many it will send."""
+        ...
+
+    async def run(self, progress: StepProgress, stop: StopSignal) -> StepResult:
+        """Run the step prepared last from `progress.t_start_ns`; its records."""
+        ...
+
+
+class StepSender(Protocol):
+    """Sends one step's planned requests: against a server (StepRunner), or in virtual time."""
 
     async def run(
         self,
@@ -36,6 +52,28 @@ class StepExecutor(Protocol):
     ) -> StepResult:
         """Send `specs[i]` at offset `offsets_s[i]` (s); the step's records."""
         ...
+
+
+class PlannedExecutor:
+    """Plans each step in this process from `plan`, and has `sender` send it."""
+
+    def __init__(self, plan: TargetPlan, sender: StepSender) -> None:
+        self._plan = plan
+        self._sender = sender
+        self._next: tuple[Sequence[RequestSpec], npt.NDArray[np.float64]] | None = None
+
+    async def prepare(self, step: int, rate_rps: float) -> int:
+        """Draw the step's requests and send times; how many there are."""
+        self._next = self._plan.step(step, rate_rps)
+        return len(self._next[0])
+
+    async def run(self, progress: StepProgress, stop: StopSignal) -> StepResult:
+        """Send the prepared step; its prompts leave memory with this call."""
+        if self._next is None:
+            raise RuntimeError("run() before prepare()")
+        specs, offsets_s = self._next
+        self._next = None
+        return await self._sender.run(progress, specs, offsets_s, stop)
 
 
 def settle_garbage() -> None:
@@ -55,13 +93,20 @@ async def sweep_steps(
     observer: RunObserver,
     stop: StopSignal,
     done: list[StepSummary],
+    *,
+    past_invalid: bool = False,
 ) -> None:
-    """Run the policy's steps until it ends or a stop is requested, adding each to `done`."""
+    """Run the policy's steps until it ends or a stop is requested, adding each to `done`.
+
+    An invalid step ends the sweep unless `past_invalid`.
+    """
     policy = fixed_rates(plan.rates_rps)
     rate_rps = next(policy)
     while not stop.stop_sending.is_set():
         summary = await _one_step(plan, executor, observer, stop, len(done), rate_rps)
         done.append(summary)
+        if summary.invalid is not None and not past_invalid:
+            return
         try:
             rate_rps = policy.send(summary)
         except StopIteration:
@@ -77,13 +122,12 @@ async def _one_step(
     rate_rps: float,
 ) -> StepSummary:
     """Plan, run and sum up one step; its requests and records leave memory on return."""
-    specs, offsets_s = plan.step(step, rate_rps)
+    num_planned = await executor.prepare(step, rate_rps)
     settle_garbage()
     trim = plan.load.trim
-    progress = StepProgress(step, rate_rps, len(specs), trim, perf_counter_ns() + _STEP_LEAD_NS)
+    progress = StepProgress(step, rate_rps, num_planned, trim, perf_counter_ns() + _STEP_LEAD_NS)
     observer.on_step_start(progress)
-    result = await executor.run(progress, specs, offsets_s, stop)
-    del specs, offsets_s  # the prompts are sent: summing up and writing need the records only
+    result = await executor.run(progress, stop)
     summary = summarize_step(
         result.records,
         step=step,
@@ -93,6 +137,7 @@ async def _one_step(
         slos=plan.load.slos,
         interrupted=result.interrupted,
         duration_s=result.duration_s,
+        invalid=result.invalid,
     )
     observer.on_step_end(progress, summary, result.records)
     return summary

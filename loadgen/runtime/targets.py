@@ -18,7 +18,7 @@ from loadgen.runtime.pacer import make_pacer
 from loadgen.runtime.plan import TargetPlan
 from loadgen.runtime.runner import StepRunner
 from loadgen.runtime.sim_serve import serve_options
-from loadgen.runtime.sweep import StepExecutor
+from loadgen.runtime.sweep import PlannedExecutor, StepExecutor
 from loadgen.runtime.virtual import VirtualStepRunner
 from loadgen.sim.embedded import EmbeddedSim
 from loadgen.sim.server import ServeOptions
@@ -114,9 +114,31 @@ async def open_http(
             )
             base_url, label = sim.base_url, label or config.sim.label
             notes = simulator_notes(config, setup)
+        model, runner = await stack.enter_async_context(
+            http_runner(config, target, plan, observer, base_url)
+        )
+        label = label or f"{model} @ {urlsplit(base_url).netloc}"
+        yield OpenTarget(model, base_url, label, PlannedExecutor(plan, runner), notes)
+
+
+@contextlib.asynccontextmanager
+async def http_runner(
+    config: RunConfig,
+    target: TargetConfig,
+    plan: TargetPlan,
+    observer: RunObserver,
+    base_url: str,
+    model: str | None = None,
+) -> AsyncIterator[tuple[str, StepRunner]]:
+    """The model requests ask for, and a StepRunner that sends them to `base_url`.
+
+    Without `model`, the target's model, checked against the server's list, or the first it
+    lists (ServerProbeError when it cannot tell); with it, nothing is asked of the server.
+    """
+    async with contextlib.AsyncExitStack() as stack:
         client = OpenAIClient(
             base_url,
-            request_options(target, plan, ""),
+            request_options(target, plan, model or ""),
             timeouts=timeouts(target),
             api_key=api_key(target),
             headers=target.headers,
@@ -124,8 +146,9 @@ async def open_http(
             on_warning=observer.on_warning,
         )
         await stack.enter_async_context(client)
-        model = await resolve_model(client, target.model)
-        client.options = request_options(target, plan, model)
+        if model is None:
+            model = await resolve_model(client, target.model)
+            client.options = request_options(target, plan, model)
         pacer = make_pacer(asyncio.get_running_loop())
         stack.callback(pacer.close)
         runner = StepRunner(
@@ -135,8 +158,7 @@ async def open_http(
             max_concurrency=config.load.max_concurrency,
             drain_timeout_s=config.load.drain_timeout_s,
         )
-        label = label or f"{model} @ {urlsplit(base_url).netloc}"
-        yield OpenTarget(model, base_url, label, runner, notes)
+        yield model, runner
 
 
 def _serve_options(config: RunConfig, served_model: str) -> ServeOptions:
@@ -162,6 +184,6 @@ async def open_virtual(
         min_tokens=target.min_tokens or 0,
         eos_mean_tokens=config.sim.eos_mean_tokens,
     )
-    runner = VirtualStepRunner(setup, outputs, config.load.seed)
+    runner = PlannedExecutor(plan, VirtualStepRunner(setup, outputs, config.load.seed))
     label = target.name or config.sim.label
     yield OpenTarget(setup.model.name, None, label, runner, simulator_notes(config, setup))

@@ -8,6 +8,7 @@ import numpy as np
 
 from loadgen.client.protocol import Endpoint
 from loadgen.config import WorkloadConfig
+from loadgen.core.shards import Shard, deal
 from loadgen.workloads import DatasetError, Workload
 from loadgen.workloads.exact import ExactLengthWorkload
 from loadgen.workloads.loaders import load_dataset
@@ -19,8 +20,10 @@ from loadgen.workloads.tokenizers import ExactCounter, load_counter
 from loadgen.workloads.tokens import EstimateCounter, TokenCounter
 
 
-def _dataset_workload(spec: WorkloadConfig, counter: TokenCounter) -> Workload:
-    """The dataset file `spec.dataset` as a sampled workload."""
+def _dataset_workload(
+    spec: WorkloadConfig, counter: TokenCounter, shard: Shard | None = None
+) -> Workload:
+    """The dataset file `spec.dataset` as a sampled workload (a shard samples its deal of it)."""
     path = Path(spec.dataset)
     if not path.exists():
         names = ", ".join(("synthetic", *SCENARIOS))
@@ -33,6 +36,13 @@ def _dataset_workload(spec: WorkloadConfig, counter: TokenCounter) -> Workload:
         max_input=spec.max_input,
         max_output=spec.max_output,
     )
+    if shard is not None:
+        if len(requests) < shard.count:
+            raise DatasetError(
+                f"--dataset {spec.dataset}: {len(requests)} usable requests cannot be dealt to "
+                f"{shard.count} shards (each needs its own)"
+            )
+        requests = [requests[i] for i in deal(len(requests), shard, 0).tolist()]
     return DatasetWorkload(requests, path.name, shuffle=spec.shuffle, replacement=spec.replacement)
 
 
@@ -47,16 +57,23 @@ def token_counter(tokenizer: str | None) -> ExactCounter | EstimateCounter:
 
 
 def build_workload(
-    spec: WorkloadConfig, endpoint: Endpoint, counter: ExactCounter | EstimateCounter
+    spec: WorkloadConfig,
+    endpoint: Endpoint,
+    counter: ExactCounter | EstimateCounter,
+    shard: Shard | None = None,
 ) -> Workload:
-    """The configured workload (DatasetError or ValueError when it cannot be built)."""
+    """The configured workload (DatasetError or ValueError when it cannot be built).
+
+    A shard's generated prompts differ from every other shard's by their seed (plan.py); a
+    dataset is dealt round robin, so no two shards send the same request of it.
+    """
     workload: Workload
     if spec.dataset == "synthetic":
         workload = SyntheticWorkload(spec.input_len, spec.output_len)
     elif spec.dataset in SCENARIOS:
         workload = SCENARIOS[spec.dataset]
     else:
-        workload = _dataset_workload(spec, counter)
+        workload = _dataset_workload(spec, counter, shard)
     return shape_prompts(workload, spec, endpoint, counter, exact=spec.forced_lengths)
 
 

@@ -48,6 +48,15 @@ class Trace:
             name=self.name,
         )
 
+    def take(self, rows: npt.NDArray[np.intp]) -> Trace:
+        """The requests at `rows` (indices, in the order given)."""
+        return Trace(
+            offsets_s=self.offsets_s[rows],
+            input_tokens=self.input_tokens[rows],
+            output_tokens=self.output_tokens[rows],
+            name=self.name,
+        )
+
     def scaled_offsets_s(self, time_scale: float) -> npt.NDArray[np.float64]:
         """Offsets (s) times `time_scale` (0.5 replays twice as fast)."""
         if not math.isfinite(time_scale) or time_scale <= 0:

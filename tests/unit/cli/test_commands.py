@@ -14,7 +14,7 @@ from loadgen.config import RunConfig
 
 SECRET = "Bearer sekrit-123"
 # The configuration's sections, in the order every dump and the schema list them.
-SECTIONS = ["target", "targets", "load", "workload", "output", "metrics", "sim"]
+SECTIONS = ["target", "targets", "load", "workload", "output", "metrics", "sim", "cluster"]
 
 
 def show(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -71,6 +71,7 @@ def test_show_marks_the_source_of_each_value_that_is_no_default(
         "[output]",
         "[metrics]",
         "[sim]",
+        "[cluster]",
     ]
 
 

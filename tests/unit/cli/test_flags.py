@@ -55,11 +55,17 @@ def help_entries(text: str) -> dict[str, str]:
     return entries
 
 
-def sweep_help(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> str:
-    """`loadgen sweep --help`, printed wide enough that no help text wraps."""
+# Settings of `loadgen master` alone: `sweep` sends from this host.
+MASTER_ONLY = {"cluster.expect_workers", "cluster.master_bind_host", "cluster.master_bind_port"}
+
+
+def sweep_help(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: str = "sweep"
+) -> str:
+    """`loadgen sweep --help` (or another command's), printed wide enough that nothing wraps."""
     monkeypatch.setenv("COLUMNS", "1000")
     with pytest.raises(SystemExit) as caught:
-        main(["sweep", "--help"])
+        main([command, "--help"])
     assert caught.value.code == 0
     return capsys.readouterr().out
 
@@ -168,9 +174,15 @@ def test_every_option_of_the_model_has_a_sweep_flag(
         if (match := re.search(r"\[([a-z_.]+)\]$", entry))
     }
     options = [".".join(option.path) for option in option_fields()]
-    assert len(options) == 54
+    assert len(options) == 60
     missing = [path for path in options if path not in paths_in_help]
-    assert missing == []
+    assert sorted(missing) == sorted(MASTER_ONLY)
+    master = {
+        match.group(1)
+        for entry in help_entries(sweep_help(capsys, monkeypatch, "master")).values()
+        if (match := re.search(r"\[([a-z_.]+)\]$", entry))
+    }
+    assert [path for path in options if path not in master] == ["cluster.processes"]
 
 
 def test_sweep_offers_these_flags(
@@ -231,4 +243,5 @@ def test_each_model_flag_help_line_names_its_field_path(
         if flag not in own and not re.search(r" \[[a-z]+\.[a-z_]+\]$", entry)
     ]
     assert unnamed == []
-    assert len(entries) == len(own) + 56  # 54 fields; rates_rps and ignore_eos have two flags
+    # 57 fields (60, less the master's own 3); rates_rps and ignore_eos have two flags
+    assert len(entries) == len(own) + 59

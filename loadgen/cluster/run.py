@@ -1,0 +1,54 @@
+"""A run on a cluster: the same run as in one process, its steps sent by the cluster's shards."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from loadgen.cluster.executor import ClusterDistributor
+from loadgen.cluster.master import started
+from loadgen.config import ConfigError, RunConfig
+from loadgen.core.events import RunObserver, RunOutcome
+from loadgen.runtime.run import Distributor, run_config
+
+
+def shard_count(config: RunConfig) -> int:
+    """How many shards the run's load is split into."""
+    return config.cluster.processes or config.cluster.expect_workers
+
+
+def check_split(config: RunConfig) -> None:
+    """ConfigError when a step's load cannot give every shard something to send."""
+    shards, load = shard_count(config), config.load
+    if load.duration_s is not None:
+        least_rps = shards / load.duration_s
+        for rate_rps in load.rates_rps:
+            if rate_rps < least_rps:
+                raise ConfigError(
+                    f"--rates: {rate_rps:g} req/s over {shards} shards for {load.duration_s:g} s "
+                    f"steps gives a shard {rate_rps * load.duration_s / shards:.2g} requests a "
+                    f"step; every shard needs at least one, so the lowest rate is "
+                    f"{least_rps:g} req/s ({shards} shards / {load.duration_s:g} s), or use "
+                    f"fewer processes"
+                )
+    elif load.num_requests < shards:
+        raise ConfigError(
+            f"--num-requests: {load.num_requests} requests a step cannot be split over {shards} "
+            f"shards (each needs at least one): use at least {shards}, or fewer processes"
+        )
+
+
+async def run_on_cluster(config: RunConfig, observer: RunObserver) -> RunOutcome:
+    """Run `config` with its steps sent by `--processes` local shards or the master's workers.
+
+    ConfigError before anything starts when the load cannot be split; ClusterError when the
+    workers do not come.
+    """
+    check_split(config)
+
+    @contextlib.asynccontextmanager
+    async def distributing(hub: RunObserver) -> AsyncIterator[Distributor]:
+        async with started(config, hub) as cluster:
+            yield ClusterDistributor(cluster)
+
+    return await run_config(config, observer, distributing=distributing)

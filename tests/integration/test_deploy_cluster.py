@@ -1,0 +1,558 @@
+"""The cluster's deployment files (compose `cluster` profile, docker/k8s/), checked offline.
+
+kubernetes-validate checks the manifests strictly against the Kubernetes 1.33 schemas it
+bundles, and kustomization.yaml lists every one of them; the master, its Service and the workers
+agree on names, labels and ports, in compose and in Kubernetes; the cluster sweep files follow
+`loadgen config schema` and load with loadgen's own loader; every `docker compose` and `kubectl`
+line of docs/scaling-out.md names files, profiles, services and objects that exist.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import pytest
+import yaml
+
+from loadgen.config import RunConfig, resolve
+from loadgen.config.sources import data_source
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER = ROOT / "docker"
+COMPOSE = DOCKER / "compose.yaml"
+K8S = DOCKER / "k8s"
+KUSTOMIZATION = K8S / "kustomization.yaml"
+SCALING_OUT = ROOT / "docs" / "scaling-out.md"
+BIN = Path(sys.executable).parent
+KUBERNETES_VERSION = "1.33"
+MASTER, WORKER = "loadgen-master", "loadgen-worker"
+CLUSTER_KEYS = {
+    "processes",
+    "expect_workers",
+    "worker_timeout_s",
+    "master_bind_host",
+    "master_bind_port",
+    "on_worker_loss",
+}
+KUBECTL_KINDS = {
+    "job": "Job",
+    "deployment": "Deployment",
+    "deploy": "Deployment",
+    "service": "Service",
+    "svc": "Service",
+    "configmap": "ConfigMap",
+    "cm": "ConfigMap",
+}
+
+
+# --- reading the files ---------------------------------------------------------------------------
+
+
+def compose() -> dict[str, Any]:
+    """docker/compose.yaml, anchors resolved."""
+    document: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return document
+
+
+def services() -> dict[str, Any]:
+    """The services of docker/compose.yaml."""
+    found: dict[str, Any] = compose()["services"]
+    return found
+
+
+def resource_files() -> list[Path]:
+    """The Kubernetes manifests of docker/k8s/ (all its YAML but kustomization.yaml)."""
+    return [path for path in sorted(K8S.glob("*.yaml")) if path != KUSTOMIZATION]
+
+
+@cache
+def manifests() -> dict[tuple[str, str], dict[str, Any]]:
+    """Every object of docker/k8s/ by (kind, name)."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in resource_files():
+        for document in yaml.safe_load_all(path.read_text()):
+            found[(document["kind"], document["metadata"]["name"])] = document
+    return found
+
+
+def pod_spec(kind: str, name: str) -> dict[str, Any]:
+    """The pod template's spec of a Job or Deployment."""
+    spec: dict[str, Any] = manifests()[(kind, name)]["spec"]["template"]["spec"]
+    return spec
+
+
+def container(kind: str, name: str) -> dict[str, Any]:
+    """The one container of a Job's or Deployment's pods."""
+    (only,) = pod_spec(kind, name)["containers"]
+    found: dict[str, Any] = only
+    return found
+
+
+def pod_labels(kind: str, name: str) -> dict[str, str]:
+    """The labels of a Job's or Deployment's pods."""
+    labels: dict[str, str] = manifests()[(kind, name)]["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def k8s_env(kind: str, name: str) -> dict[str, str]:
+    """The environment of a Job's or Deployment's container."""
+    return {item["name"]: item["value"] for item in container(kind, name).get("env", [])}
+
+
+def option(command: list[Any], flag: str) -> str:
+    """The value given to `flag` in a container command."""
+    parts = [str(part) for part in command]
+    assert flag in parts, f"{flag} missing from {parts}"
+    return parts[parts.index(flag) + 1]
+
+
+def configmap_sweep() -> str:
+    """The cluster.toml the loadgen-sweep ConfigMap holds."""
+    text: str = manifests()[("ConfigMap", "loadgen-sweep")]["data"]["cluster.toml"]
+    return text
+
+
+def sweep_documents() -> dict[str, dict[str, Any]]:
+    """The cluster sweep files, parsed: compose's and the Kubernetes ConfigMap's."""
+    return {
+        "compose": tomllib.loads((DOCKER / "sweeps" / "cluster.toml").read_text()),
+        "k8s": tomllib.loads(configmap_sweep()),
+    }
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """What `loadgen config schema` prints."""
+    done = subprocess.run(
+        [str(BIN / "loadgen"), "config", "schema"], capture_output=True, text=True, check=True
+    )
+    printed: dict[str, Any] = json.loads(done.stdout)
+    return printed
+
+
+def schema_errors(document: dict[str, Any]) -> list[str]:
+    """Where `document` breaks `loadgen config schema`."""
+    validator = jsonschema.Draft202012Validator(schema())
+    return [f"{list(error.path)}: {error.message}" for error in validator.iter_errors(document)]
+
+
+def loaded(document: dict[str, Any], label: str) -> RunConfig:
+    """`document` resolved by loadgen's own loader, as a sweep file."""
+    return resolve([data_source(document, label)], RunConfig).config
+
+
+def needs_cluster_section() -> None:
+    """Skip until `loadgen config schema` knows the [cluster] section."""
+    if "cluster" not in schema()["properties"]:
+        pytest.skip("`loadgen config schema` has no [cluster] section yet")
+
+
+def needs_subcommand(name: str) -> str:
+    """`loadgen NAME --help`, or a skip until loadgen has that subcommand."""
+    done = subprocess.run(
+        [str(BIN / "loadgen"), name, "--help"], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        pytest.skip(f"loadgen has no `{name}` subcommand yet")
+    return done.stdout
+
+
+# --- Kubernetes ----------------------------------------------------------------------------------
+
+
+def test_manifests_follow_the_kubernetes_schemas() -> None:
+    """Strict: unknown fields fail; quiet: a kind without a schema would print a warning."""
+    files = resource_files()
+    assert {path.name for path in files} >= {
+        "configmap.yaml",
+        "master.yaml",
+        "master-service.yaml",
+        "worker.yaml",
+    }
+    checked = subprocess.run(
+        [str(BIN / "kubernetes-validate"), "-k", KUBERNETES_VERSION, "--strict", "--quiet",
+         *map(str, files)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout + checked.stderr == ""
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load(KUSTOMIZATION.read_text())
+    assert kustomization["apiVersion"] == "kustomize.config.k8s.io/v1beta1"
+    assert kustomization["kind"] == "Kustomization"
+    assert sorted(kustomization["resources"]) == sorted(path.name for path in resource_files())
+
+
+def test_objects_take_the_namespace_of_the_context() -> None:
+    assert "namespace" not in yaml.safe_load(KUSTOMIZATION.read_text())
+    assert not any(kind == "Namespace" for kind, _ in manifests())
+    for (kind, name), document in manifests().items():
+        assert "namespace" not in document["metadata"], f"{kind} {name}"
+
+
+def test_images_are_the_compose_image() -> None:
+    image = compose()["x-loadgen"]["image"]
+    for kind, name in (("Job", MASTER), ("Deployment", WORKER)):
+        assert container(kind, name)["image"] == image, name
+
+
+def test_master_job_runs_the_sweep_once() -> None:
+    job = manifests()[("Job", MASTER)]
+    assert job["spec"]["backoffLimit"] == 0
+    assert pod_spec("Job", MASTER)["restartPolicy"] == "Never"
+    args = container("Job", MASTER)["args"]
+    assert args[0] == "master"
+    assert option(args, "--master-bind-host") == "0.0.0.0"
+    assert option(args, "--out").startswith("/results/")
+
+
+def test_master_reads_the_configmap_sweep_and_writes_to_a_volume() -> None:
+    mounts = {
+        mount["mountPath"]: mount["name"] for mount in container("Job", MASTER)["volumeMounts"]
+    }
+    volumes = {volume["name"]: volume for volume in pod_spec("Job", MASTER)["volumes"]}
+    sweep_path = Path(option(container("Job", MASTER)["args"], "--config"))
+    configmap = volumes[mounts[str(sweep_path.parent)]]["configMap"]
+    assert configmap["name"] == "loadgen-sweep"
+    assert sweep_path.name in manifests()[("ConfigMap", "loadgen-sweep")]["data"]
+    assert "/results" in mounts, "the master's results need a volume"
+
+
+def test_master_service_selects_the_master_pods_only() -> None:
+    selector = manifests()[("Service", MASTER)]["spec"]["selector"]
+    assert selector.items() <= pod_labels("Job", MASTER).items()
+    assert not selector.items() <= pod_labels("Deployment", WORKER).items()
+
+
+def test_workers_select_their_own_pods() -> None:
+    deployment = manifests()[("Deployment", WORKER)]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= pod_labels("Deployment", WORKER).items()
+    assert not selector.items() <= pod_labels("Job", MASTER).items()
+
+
+def service_port(name: str) -> dict[str, Any]:
+    """The master Service's port called `name`."""
+    ports = manifests()[("Service", MASTER)]["spec"]["ports"]
+    (port,) = [port for port in ports if port["name"] == name]
+    found: dict[str, Any] = port
+    return found
+
+
+def container_port(name: str) -> int:
+    """The master container's port called `name`."""
+    ports = container("Job", MASTER)["ports"]
+    (port,) = [port["containerPort"] for port in ports if port["name"] == name]
+    number: int = port
+    return number
+
+
+def test_workers_reach_the_master_through_its_service() -> None:
+    master_args = container("Job", MASTER)["args"]
+    worker_args = container("Deployment", WORKER)["args"]
+    assert worker_args[0] == "worker"
+    assert option(worker_args, "--master-host") == MASTER
+    locust = service_port("locust")
+    bind_port = int(option(master_args, "--master-bind-port"))
+    assert bind_port == int(option(worker_args, "--master-port")) == locust["port"]
+    assert container_port(locust["targetPort"]) == bind_port
+
+
+def test_master_metrics_are_served_annotated_and_exposed() -> None:
+    env = k8s_env("Job", MASTER)
+    assert env["LOADGEN_METRICS_HOST"] == "0.0.0.0"
+    port = int(env["LOADGEN_METRICS_PORT"])
+    annotations = manifests()[("Job", MASTER)]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) == port
+    metrics = service_port("metrics")
+    assert container_port(metrics["targetPort"]) == port == metrics["port"]
+
+
+def test_master_waits_for_as_many_workers_as_run() -> None:
+    replicas = manifests()[("Deployment", WORKER)]["spec"]["replicas"]
+    assert int(k8s_env("Job", MASTER)["LOADGEN_EXPECT_WORKERS"]) == replicas
+    assert tomllib.loads(configmap_sweep())["cluster"]["expect_workers"] == replicas
+
+
+def test_each_worker_gets_one_whole_core() -> None:
+    resources = container("Deployment", WORKER)["resources"]
+    assert str(resources["requests"]["cpu"]) == str(resources["limits"]["cpu"]) == "1"
+    assert resources["limits"]["memory"]
+    master = container("Job", MASTER)["resources"]
+    assert master["requests"]
+    assert master["limits"]
+
+
+# --- compose -------------------------------------------------------------------------------------
+
+
+def test_cluster_profile_services_use_the_loadgen_image() -> None:
+    known = services()
+    image = compose()["x-loadgen"]["image"]
+    for name in (MASTER, WORKER):
+        assert known[name]["profiles"] == ["cluster"], name
+        assert known[name]["image"] == image, name
+    profiled = {name for name, service in known.items() if "cluster" in service.get("profiles", [])}
+    assert profiled == {MASTER, WORKER}
+
+
+def test_compose_workers_reach_the_master() -> None:
+    known = services()
+    master, worker = known[MASTER]["command"], known[WORKER]["command"]
+    assert (str(master[0]), str(worker[0])) == ("master", "worker")
+    assert option(worker, "--master-host") == MASTER
+    assert option(master, "--master-bind-host") == "0.0.0.0"
+    bind_port = int(option(master, "--master-bind-port"))
+    assert bind_port == int(option(worker, "--master-port")) == service_port("locust")["port"]
+    assert known[WORKER]["depends_on"][MASTER] == {"condition": "service_started"}
+    assert "ports" not in known[WORKER], "workers publish nothing; scaled, they would clash"
+
+
+def test_compose_master_sweeps_the_healthy_simulator() -> None:
+    known = services()
+    master = known[MASTER]
+    assert master["depends_on"]["sim"] == {"condition": "service_healthy"}
+    url = urlsplit(option(master["command"], "--base-url"))
+    assert url.hostname in known
+    assert str(url.port) in [str(port).split(":")[-1] for port in known[url.hostname]["ports"]]
+
+
+def test_compose_master_serves_metrics_on_its_own_host_port() -> None:
+    known = services()
+    env = known[MASTER]["environment"]
+    assert (env["LOADGEN_METRICS_HOST"], env["LOADGEN_METRICS_PORT"]) == ("0.0.0.0", "9400")
+    published = [str(port) for service in known.values() for port in service.get("ports", [])]
+    mine = [str(port) for port in known[MASTER]["ports"]]
+    assert [port.split(":")[-1] for port in mine] == ["9400"]
+    for port in mine:
+        assert published.count(port) == 1, f"{port} is published twice"
+
+
+def compose_default(value: str) -> str:
+    """The default of a `${VAR:-default}` interpolation."""
+    match = re.fullmatch(r"\$\{CLUSTER_WORKERS:-(\d+)\}", str(value))
+    assert match, f"{value} is not ${{CLUSTER_WORKERS:-N}}"
+    return match.group(1)
+
+
+def test_compose_master_waits_for_as_many_workers_as_start() -> None:
+    known = services()
+    expected = known[MASTER]["environment"]["LOADGEN_EXPECT_WORKERS"]
+    replicas = known[WORKER]["deploy"]["replicas"]
+    assert expected == replicas
+    cluster = sweep_documents()["compose"]["cluster"]
+    assert int(compose_default(expected)) == cluster["expect_workers"]
+    assert int(known[MASTER]["environment"]["LOADGEN_WORKER_TIMEOUT"]) > 0
+
+
+def test_compose_master_reads_a_mounted_sweep_file() -> None:
+    master = services()[MASTER]
+    config = option(master["command"], "--config")
+    for volume in master["volumes"]:
+        source, target = volume.split(":")[:2]
+        if config.startswith(target + "/"):
+            assert (DOCKER / source / config[len(target) + 1 :]).is_file()
+            return
+    raise AssertionError(f"{config} is not mounted")
+
+
+COMMANDS = {
+    "compose-master": (
+        lambda: services()[MASTER]["command"],
+        lambda: services()[MASTER]["environment"],
+    ),
+    "compose-worker": (
+        lambda: services()[WORKER]["command"],
+        lambda: services()[WORKER]["environment"],
+    ),
+    "k8s-master": (lambda: container("Job", MASTER)["args"], lambda: k8s_env("Job", MASTER)),
+    "k8s-worker": (
+        lambda: container("Deployment", WORKER)["args"],
+        lambda: k8s_env("Deployment", WORKER),
+    ),
+}
+
+
+@pytest.mark.parametrize("where", COMMANDS)
+def test_cluster_commands_and_variables_exist(where: str) -> None:
+    """Every flag is one of `loadgen ROLE --help`, and so is every LOADGEN_* variable's."""
+    command, env = COMMANDS[where]
+    parts = [str(part) for part in command()]
+    role = parts[0]
+    assert role == where.split("-")[1]
+    help_text = needs_subcommand(role)
+    for flag in (part for part in parts if part.startswith("--")):
+        assert flag in help_text, f"{where}: `loadgen {role}` has no {flag}"
+    for name in env() or {}:
+        if name.startswith("LOADGEN_"):
+            flag = "--" + name.removeprefix("LOADGEN_").lower().replace("_", "-")
+            assert flag in help_text, (
+                f"{where}: {name} sets nothing (`loadgen {role}` has no {flag})"
+            )
+
+
+# --- the cluster sweep files ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["compose", "k8s"])
+def test_cluster_section_uses_known_keys(where: str) -> None:
+    cluster = sweep_documents()[where]["cluster"]
+    assert set(cluster) <= CLUSTER_KEYS, sorted(set(cluster) - CLUSTER_KEYS)
+    assert cluster["on_worker_loss"] in ("stop", "continue")
+    assert cluster["expect_workers"] >= 1
+
+
+@pytest.mark.parametrize("where", ["compose", "k8s"])
+def test_cluster_sweep_files_follow_the_schema_outside_cluster(where: str) -> None:
+    """All but [cluster] is the one-process sweep's, and loads with loadgen's loader."""
+    document = {key: value for key, value in sweep_documents()[where].items() if key != "cluster"}
+    assert schema_errors(document) == []
+    config = loaded(document, f"{where} cluster.toml")
+    assert config.workload.dataset == "s2s"
+    assert config.load.rates_rps == (50.0, 100.0, 200.0)
+    assert (config.load.num_requests, config.load.trim) == (2000, 100)
+    assert config.load.num_requests > 2 * config.load.trim
+
+
+def test_k8s_sweep_targets_an_in_cluster_service() -> None:
+    config = loaded(
+        {key: value for key, value in sweep_documents()["k8s"].items() if key != "cluster"}, "k8s"
+    )
+    (target,) = config.run_targets()
+    assert (urlsplit(target.base_url or "").hostname or "").endswith(".svc")
+
+
+@pytest.mark.parametrize("where", ["compose", "k8s"])
+def test_cluster_sweep_files_follow_the_schema(where: str) -> None:
+    """Once loadgen knows [cluster]: the whole file, section included."""
+    needs_cluster_section()
+    document = sweep_documents()[where]
+    assert schema_errors(document) == []
+    loaded(document, f"{where} cluster.toml")
+
+
+# --- docs/scaling-out.md -------------------------------------------------------------------------
+
+
+def doc_commands() -> Iterator[tuple[dict[str, str], list[str]]]:
+    """(variables, argv) of each `docker compose` or `kubectl` line in the doc's shell blocks."""
+    text = SCALING_OUT.read_text()
+    for block in re.findall(r"```(?:bash|sh|shell)\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            words = shlex.split(line, comments=True)
+            variables: dict[str, str] = {}
+            while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
+                name, _, value = words.pop(0).partition("=")
+                variables[name] = value
+            if words[:2] == ["docker", "compose"] or words[:1] == ["kubectl"]:
+                yield variables, words
+
+
+def compose_call(argv: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """The files, profiles and the rest (subcommand on) of a `docker compose` argv."""
+    files: list[str] = []
+    profiles: list[str] = []
+    rest = iter(argv[2:])
+    for word in rest:
+        if word in ("-f", "--file"):
+            files.append(next(rest))
+        elif word == "--profile":
+            profiles.append(next(rest))
+        else:
+            return files, profiles, [word, *rest]
+    return files, profiles, []
+
+
+def check_compose_line(variables: dict[str, str], argv: list[str]) -> None:
+    """Files, profiles, services and scales of one `docker compose` line exist and agree."""
+    files, profiles, rest = compose_call(argv)
+    assert [ROOT / name for name in files] == [COMPOSE], argv
+    known = services()
+    used = {profile for service in known.values() for profile in service.get("profiles", [])}
+    assert set(profiles) <= used, f"no service has profile {set(profiles) - used}: {argv}"
+
+    def enabled(name: str) -> None:
+        assert name in known, f"{name} is no compose service: {argv}"
+        own = known[name].get("profiles")
+        assert own is None or set(own) & set(profiles), f"{name} needs --profile {own}: {argv}"
+
+    words = iter(rest[1:])
+    named: list[str] = []
+    for word in words:
+        if word == "--scale":
+            service, _, count = next(words).partition("=")
+            enabled(service)
+            if service == WORKER:
+                wait = f"set CLUSTER_WORKERS={count}: the master waits for that many: {argv}"
+                assert variables.get("CLUSTER_WORKERS") == count, wait
+        elif ":" in word and not word.startswith("-"):
+            service, _, path = word.partition(":")
+            enabled(service)
+            assert path == option(known[service]["command"], "--out"), argv
+        elif not word.startswith("-"):
+            named.append(word)
+    if rest[:1] == ["up"]:
+        for name in named:
+            enabled(name)
+        if "cluster" in profiles:
+            # Named, so the default profile's own sweep (loadgen) stays off the simulator.
+            assert MASTER in named, f"name the services: {argv}"
+            assert "loadgen" not in named, argv
+    elif rest[:1] != ["cp"]:
+        for name in named:
+            enabled(name)
+
+
+def check_selector(selector: str, argv: list[str]) -> None:
+    """A `-l` selector picks the master's pods."""
+    wanted = dict(pair.split("=") for pair in selector.split(","))
+    assert wanted.items() <= pod_labels("Job", MASTER).items(), argv
+
+
+def check_kubectl_line(argv: list[str]) -> None:
+    """Folders, objects, selectors and paths of one `kubectl` line exist."""
+    words = iter(argv[1:])
+    for word in words:
+        if word == "-k":
+            folder = ROOT / next(words)
+            assert folder.resolve() == K8S, argv
+            assert (folder / "kustomization.yaml").is_file(), argv
+        elif word == "-l":
+            check_selector(next(words), argv)
+        elif word.split("/")[0] in KUBECTL_KINDS:
+            kind, _, name = word.partition("/")
+            assert (KUBECTL_KINDS[kind], name) in manifests(), f"no {word} in docker/k8s: {argv}"
+        elif word.startswith("$("):
+            inner, _, path = word.rpartition(":")
+            check_kubectl_line(shlex.split(inner.removeprefix("$(").removesuffix(")")))
+            assert path == option(container("Job", MASTER)["args"], "--out"), argv
+
+
+def test_scaling_out_has_the_compose_and_kubectl_commands() -> None:
+    lines = [" ".join(argv) for _, argv in doc_commands()]
+    assert any("--profile cluster up" in line for line in lines), lines
+    for needed in ("kubectl apply -k docker/k8s/", "kubectl logs job/loadgen-master -f"):
+        assert needed in lines, needed
+    assert any(line.startswith("kubectl cp ") for line in lines), lines
+
+
+def test_scaling_out_commands_name_what_exists() -> None:
+    for variables, argv in doc_commands():
+        if argv[0] == "docker":
+            check_compose_line(variables, argv)
+        else:
+            check_kubectl_line(argv)
