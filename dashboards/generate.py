@@ -142,6 +142,8 @@ def live() -> dict[str, Any]:
         panel("Dispatch and event-loop lag", "s", [
             query(f"loadgen_dispatch_lag_seconds{{{SEL}}}", "{{target}} dispatch p99"),
             query(f"loadgen_event_loop_lag_seconds{{{SEL}}}", "{{target}} event loop"),
+            query(f"loadgen_shard_dispatch_lag_seconds{{{SEL}}}",
+                  "{{target}} shard {{shard}} dispatch p99"),
         ], (0, 32, 24, 8)),
     ]  # fmt: skip
     return dashboard("loadgen-live", "loadgen / live", panels)

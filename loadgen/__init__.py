@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from loadgen.version import __version__
 
 if TYPE_CHECKING:
+    from loadgen.cluster.run import run
     from loadgen.config import (
         ConfigError,
         LoadConfig,
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     )
     from loadgen.core.events import RunObserver, RunOutcome, StepProgress, TargetInfo, TargetOutcome
     from loadgen.core.records import Distribution, RequestRecord, StepFigures, StepSummary
-    from loadgen.runtime.run import run, run_config
+    from loadgen.runtime.run import run_config
 
 __all__ = [
     "ConfigError",
@@ -73,7 +74,8 @@ _HOME = {
     **dict.fromkeys(
         ("Distribution", "RequestRecord", "StepFigures", "StepSummary"), "loadgen.core.records"
     ),
-    **dict.fromkeys(("run", "run_config"), "loadgen.runtime.run"),
+    "run": "loadgen.cluster.run",
+    "run_config": "loadgen.runtime.run",
 }  # fmt: skip
 
 

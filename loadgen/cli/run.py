@@ -23,7 +23,7 @@ from loadgen.cli.output import (
     fail,
 )
 from loadgen.cluster.master import ClusterError
-from loadgen.cluster.run import run_on_cluster
+from loadgen.cluster.run import run_anywhere
 from loadgen.config import ConfigError, Resolved, RunConfig, resolve
 from loadgen.config.files import CONFIG_ENV, file_source
 from loadgen.config.sources import FieldPath, Source, env_source
@@ -31,7 +31,7 @@ from loadgen.core.events import RunOutcome
 from loadgen.export.files import summary_document
 from loadgen.report.console import ConsoleReporter
 from loadgen.runtime.loop import run_async
-from loadgen.runtime.run import run_config, virtual_problems
+from loadgen.runtime.run import virtual_problems
 from loadgen.sim.presets import PresetError
 from loadgen.workloads import DatasetError
 
@@ -43,10 +43,14 @@ SIM_MODEL: FieldPath = ("sim", "model")
 # What `simulate` takes of a target: how requests ask for outputs; it sends to no server.
 _SIMULATED_TARGET = frozenset({"endpoint", "ignore_eos", "min_tokens", "tokenizer"})
 # The scale-out settings of `run` and `sweep` (shards on this host), and of `master`.
-_LOCAL_CLUSTER = frozenset({"processes", "worker_timeout_s", "on_worker_loss"})
-_MASTER_CLUSTER = frozenset(
-    {"expect_workers", "worker_timeout_s", "master_bind_host", "master_bind_port", "on_worker_loss"}
+_LOCAL_CLUSTER = frozenset(
+    {"processes", "worker_timeout_s", "on_worker_loss", "locust_web_port", "locust_web_host"}
 )
+_MASTER_CLUSTER = _LOCAL_CLUSTER - {"processes"} | {
+    "expect_workers",
+    "master_bind_host",
+    "master_bind_port",
+}
 PROCESSES: FieldPath = ("cluster", "processes")
 
 
@@ -106,12 +110,9 @@ def run_command(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"output": output})
     reporter = ConsoleReporter(console, quiet=args.quiet)
     virtual = args.command == "simulate"
-    on_cluster = args.command == "master" or config.cluster.processes is not None
+    master = args.command == "master"
     try:
-        if on_cluster:
-            outcome = run_async(run_on_cluster(config, reporter))
-        else:
-            outcome = run_async(run_config(config, reporter, virtual=virtual))
+        outcome = run_async(run_anywhere(config, reporter, virtual=virtual, master=master))
     except (ConfigError, DatasetError, PresetError, ValueError) as exc:
         return fail(console, EXIT_USAGE, str(exc))
     except (OSError, ClusterError) as exc:

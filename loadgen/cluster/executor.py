@@ -56,14 +56,20 @@ class ClusterExecutor:
     """Runs one target's steps on the shards it was opened on (StepExecutor)."""
 
     def __init__(
-        self, cluster: Cluster, plan: TargetPlan, observer: RunObserver, workers: list[Worker]
+        self,
+        cluster: Cluster,
+        plan: TargetPlan,
+        observer: RunObserver,
+        workers: list[Worker],
+        ui_name: str,
     ) -> None:
         self._cluster = cluster
+        self._ui_name = ui_name
         self._plan = plan
         self._observer = observer
         self._workers = workers
         self._parts: list[_ShardStep] = []
-        self._step = (0, 0.0)
+        self._rate_rps = 0.0
 
     async def prepare(self, step: int, rate_rps: float) -> int:
         """Have every live shard plan its share; the step's total count."""
@@ -73,22 +79,15 @@ class ClusterExecutor:
             raise ShardError("no worker is left to send the load")
         if lost and self._cluster.config.cluster.on_worker_loss == "stop":
             raise ShardError(f"worker {lost[0].name} was lost: {lost[0].lost}")
-        self._step = (step, rate_rps)
+        self._rate_rps = rate_rps
         self._parts = [_ShardStep(w, Shard(i, len(workers))) for i, w in enumerate(workers)]
         for part in self._parts:
             plan = {"step": step, "rate_rps": rate_rps, "shard": part.shard.index,
                     "shards": part.shard.count}  # fmt: skip
             self._cluster.send("plan", plan, part.worker.id)
-        pending: dict[str | None, _ShardStep] = {part.worker.id: part for part in self._parts}
-        while pending:
-            message = await self._cluster.inbox.get()
-            answered = pending.get(message.peer)
-            if answered is None:
-                continue
-            del pending[message.peer]
-            if message.kind != "ready":
-                raise ShardError(f"worker {answered.worker.name}: {_why(message)}")
-            answered.count = int(message.data["count"])
+        answers = await answers_of(self._cluster, [part.worker for part in self._parts], "ready")
+        for part in self._parts:
+            part.count = int(answers[part.worker.id]["count"])
         return sum(part.count for part in self._parts)
 
     async def run(self, progress: StepProgress, stop: StopSignal) -> StepResult:
@@ -107,12 +106,11 @@ class ClusterExecutor:
             await asyncio.gather(relay_stops, return_exceptions=True)
         records = [record for part in self._parts for record in part.records]
         records += self._lost_records(t0_ns)
-        duration_s = max(
-            [part.duration_s for part in self._parts] + [(perf_counter_ns() - t0_ns) / 1e9]
-            if invalid
-            else [part.duration_s for part in self._parts]
-        )
-        return StepResult(merge_records(records), stop.stop_sending.is_set(), duration_s, invalid)
+        durations_s = [part.duration_s for part in self._parts]
+        if invalid:  # a lost shard never said how long it sent
+            durations_s.append((perf_counter_ns() - t0_ns) / 1e9)
+        interrupted = stop.stop_sending.is_set()
+        return StepResult(merge_records(records), interrupted, max(durations_s), invalid)
 
     async def _gather(self, progress: StepProgress, t0_ns: int) -> str | None:
         """Take the shards' messages until each is done or lost; why the step is invalid."""
@@ -130,9 +128,10 @@ class ClusterExecutor:
                     part.duration_s = float(message.data["duration_s"])
                 continue
             part.lost_at_ns = perf_counter_ns()
+            part.worker.lost = part.worker.lost or _why(message)  # an error loses it too
             invalid = invalid or (
                 f"worker {part.worker.name} (shard {part.shard.index}) was lost mid-step: "
-                f"{_why(message)}"
+                f"{part.worker.lost}"
             )
             self._observer.on_warning(invalid)
             if self._cluster.config.cluster.on_worker_loss == "stop":
@@ -152,25 +151,29 @@ class ClusterExecutor:
             progress.done += 1
             progress.errors += not record.ok
             self._observer.on_request_done(progress, record)
+        if self._cluster.web_port is not None:
+            self._cluster.send("ui", ui_rows(records, self._ui_name))
 
     def _lost_records(self, t0_ns: int) -> list[RequestRecord]:
         """`lost` records of each lost shard: what it was due to send before it was lost."""
-        rate_rps = self._step[1]
         lost = []
         for part in self._parts:
             if part.lost_at_ns is None:
                 continue
-            offsets_s = self._plan.offsets_s(rate_rps, part.shard)[: part.count]
-            t_sched_ns = np.rint(offsets_s * 1e9).astype(np.int64) + t0_ns
+            offsets_s = self._plan.offsets_s(self._rate_rps, part.shard)[: part.count]
+            t_sched_ns = (np.rint(offsets_s * 1e9).astype(np.int64) + t0_ns).tolist()
             told = {record.index for record in part.records}
             due = [
-                (shard_index(local, part.shard), int(t_ns))
-                for local, t_ns in enumerate(t_sched_ns.tolist())
+                local
+                for local, t_ns in enumerate(t_sched_ns)
                 if t_ns <= part.lost_at_ns and shard_index(local, part.shard) not in told
             ]
-            reason = f"worker {part.worker.name} was lost: {part.worker.lost}"
             lost += lost_records(
-                [t for _, t in due], [i for i, _ in due], part.shard.index, part.lost_at_ns, reason
+                [t_sched_ns[local] for local in due],
+                [shard_index(local, part.shard) for local in due],
+                part.shard.index,
+                part.lost_at_ns,
+                f"worker {part.worker.name} was lost: {part.worker.lost}",
             )
         return lost
 
@@ -185,6 +188,35 @@ class ClusterExecutor:
         for part in self._parts:
             if not part.over:
                 self._cluster.send(kind, {}, part.worker.id)
+
+
+async def answers_of(cluster: Cluster, workers: list[Worker], kind: str) -> dict[str, Any]:
+    """Each worker's answer of `kind`, by worker id; ShardError for the first that errs or is
+    lost instead."""
+    pending = {worker.id: worker for worker in workers}
+    answers: dict[str, Any] = {}
+    while pending:
+        message = await cluster.inbox.get()
+        if message.peer not in pending:
+            continue  # a late word from a worker this question did not ask
+        worker = pending.pop(message.peer)
+        if message.kind != kind:
+            raise ShardError(f"worker {worker.name}: {_why(message)}")
+        answers[worker.id] = message.data
+    return answers
+
+
+def ui_rows(records: list[RequestRecord], name: str) -> list[list[Any]]:
+    """Locust request events of `records`: the end-to-end time under `name`, and the time to
+    first token under "NAME TTFT" (ms, tokens out, error)."""
+    rows: list[list[Any]] = []
+    for record in records:
+        error = None if record.ok else f"{record.error_kind}: {record.error}"
+        e2e_ms = (record.t_done_ns - record.t_send_ns) / 1e6
+        rows.append([name, e2e_ms, record.tokens_out, error])
+        if record.t_first_ns is not None:
+            rows.append([f"{name} TTFT", (record.t_first_ns - record.t_send_ns) / 1e6, 0, None])
+    return rows
 
 
 def _why(message: Message) -> str:
@@ -212,13 +244,7 @@ class ClusterDistributor:
             target = {"index": index, "base_url": opened.base_url, "model": opened.model,
                       "shard": i, "shards": len(workers)}  # fmt: skip
             self._cluster.send("target", target, worker.id)
-        pending: dict[str | None, Worker] = {worker.id: worker for worker in workers}
-        while pending:
-            message = await self._cluster.inbox.get()
-            answered = pending.get(message.peer)
-            if answered is None:
-                continue
-            del pending[message.peer]
-            if message.kind != "target_ready":
-                raise ShardError(f"worker {answered.name}: {_why(message)}")
-        yield ClusterExecutor(self._cluster, plan, observer, workers)
+        await answers_of(self._cluster, workers, "target_ready")
+        endpoint = self._cluster.config.run_targets()[index].endpoint
+        name = f"{opened.label}: {endpoint}"
+        yield ClusterExecutor(self._cluster, plan, observer, workers, name)

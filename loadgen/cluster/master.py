@@ -50,6 +50,7 @@ class Cluster:
         self.workers: list[Worker] = []
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.port = 0
+        self.web_port: int | None = None
         self._relay: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._listening: asyncio.Future[int] | None = None
@@ -68,8 +69,18 @@ class Cluster:
             raise ClusterError("the cluster's relay is not running")
         self._relay.stdin.write(frame(kind, data, peer))
 
+    def use(self, config: RunConfig) -> None:
+        """Run `config` from now on: every live worker gets it."""
+        self.config = config
+        for worker in self.live:
+            self.send("setup", {"config": pickle.dumps(config)}, worker.id)
+
     async def start(self, bind_host: str, bind_port: int) -> None:
-        """Start the relay; ClusterError when it cannot listen."""
+        """Start the relay (and Locust's web UI, if asked); ClusterError when it cannot listen."""
+        settings = self.config.cluster
+        web: tuple[str, ...] = ()
+        if settings.locust_web_port is not None:
+            web = (settings.locust_web_host, str(settings.locust_web_port))
         self._relay = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -77,6 +88,7 @@ class Cluster:
             "master",
             bind_host,
             str(bind_port),
+            *web,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             start_new_session=True,  # Ctrl-C is the master's to handle, not the relay's
@@ -153,6 +165,7 @@ class Cluster:
         assert self._relay.stdout is not None
         while (message := await read_message(self._relay.stdout)) is not None:
             if message.kind == "listening" and self._listening is not None:
+                self.web_port = message.data.get("web_port")
                 self._listening.set_result(int(message.data["port"]))
             elif message.kind == "hello":
                 self._hello(message)
@@ -212,6 +225,11 @@ async def started(config: RunConfig, observer: RunObserver) -> AsyncIterator[Clu
             observer.on_notice(
                 f"master listening on port {cluster.port}: waiting for "
                 f"{settings.expect_workers} worker(s)"
+            )
+        if cluster.web_port is not None:
+            observer.on_notice(
+                f"Locust's web UI: http://{settings.locust_web_host}:{cluster.web_port} (live "
+                "counts and latencies; the results hold the exact figures)"
             )
         expected = local or settings.expect_workers
         await cluster.wait_for_workers(expected, settings.worker_timeout_s)

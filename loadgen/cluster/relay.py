@@ -56,21 +56,63 @@ def _stdio() -> tuple[Any, _Pipe]:
     return reader, _Pipe(writer)
 
 
-def run_master(bind_host: str, bind_port: int) -> int:
-    """Relay between this process's stdio and Locust workers until stdin ends."""
-    runner = Environment().create_master_runner(bind_host, bind_port)
+def run_master(bind_host: str, bind_port: int, web: tuple[str, int] | None) -> int:
+    """Relay between this process's stdio and Locust workers until stdin ends.
+
+    With `web` (host, port), Locust's web UI shows the requests the master tells of ("ui").
+    """
+    environment = Environment()
+    runner = environment.create_master_runner(bind_host, bind_port)
     stdin, stdout = _stdio()
 
     def from_worker(environment: Environment, msg: LocustMessage, **_: Any) -> None:
         stdout.send(Message(msg.data["kind"], msg.data["data"], msg.node_id))
 
     runner.register_message(LOCUST_TYPE, from_worker)
-    stdout.send(Message("listening", {"port": runner.server.port}))
+    listening: dict[str, Any] = {"port": runner.server.port}
+    if web is not None:
+        listening["web_port"] = _web_ui(environment, *web)
+    stdout.send(Message("listening", listening))
     gevent.spawn(_watch_workers, runner, stdout)
     while (message := read_frame(stdin.read)) is not None:
-        runner.send_message(LOCUST_TYPE, _wrapped(message), message.peer)
+        if message.kind == "ui":
+            _fire_requests(environment, message.data)
+        else:
+            runner.send_message(LOCUST_TYPE, _wrapped(message), message.peer)
     runner.quit()
     return 0
+
+
+def _web_ui(environment: Environment, host: str, port: int) -> int:
+    """Start Locust's web UI, watch-only: loadgen starts and stops the load. Its port."""
+    from flask import request
+
+    web_ui: Any = environment.create_web_ui(host, port)
+
+    def watch_only() -> Any:
+        if request.method == "POST" and request.path.endswith(("/swarm", "/stop")):
+            message = "loadgen sends this load: start and stop it with loadgen"
+            return {"success": False, "message": message}, 409
+        return None
+
+    web_ui.app.before_request(watch_only)
+    while getattr(web_ui, "server", None) is None or not web_ui.server.started:
+        gevent.sleep(0.01)
+    return int(web_ui.server.server_port)
+
+
+def _fire_requests(environment: Environment, rows: list[list[Any]]) -> None:
+    """Locust's request events for loadgen's records: (name, ms, tokens, error or None)."""
+    request: Any = environment.events.request
+    for name, response_ms, tokens, error in rows:
+        request.fire(
+            request_type="POST",
+            name=name,
+            response_time=response_ms,
+            response_length=tokens,
+            exception=None if error is None else RuntimeError(error),
+            context={},
+        )
 
 
 def _watch_workers(runner: locust.runners.MasterRunner, stdout: _Pipe) -> None:
@@ -153,13 +195,14 @@ def _die_with_parent() -> None:
 
 
 def main(argv: list[str]) -> int:
-    """`master HOST PORT` or `worker HOST PORT TIMEOUT_S [--die-with-parent]`."""
+    """`master HOST PORT [WEB_HOST WEB_PORT]` or `worker HOST PORT TIMEOUT_S
+    [--die-with-parent]`."""
     if "--die-with-parent" in argv:
         argv.remove("--die-with-parent")
         _die_with_parent()
     role, host, port = argv[0], argv[1], int(argv[2])
     if role == "master":
-        return run_master(host, port)
+        return run_master(host, port, (argv[3], int(argv[4])) if len(argv) > 3 else None)
     return run_worker(host, port, float(argv[3]))
 
 

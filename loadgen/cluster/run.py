@@ -9,6 +9,7 @@ from loadgen.cluster.executor import ClusterDistributor
 from loadgen.cluster.master import started
 from loadgen.config import ConfigError, RunConfig
 from loadgen.core.events import RunObserver, RunOutcome
+from loadgen.runtime.loop import run_async
 from loadgen.runtime.run import Distributor, run_config
 
 
@@ -36,6 +37,31 @@ def check_split(config: RunConfig) -> None:
             f"--num-requests: {load.num_requests} requests a step cannot be split over {shards} "
             f"shards (each needs at least one): use at least {shards}, or fewer processes"
         )
+
+
+def run(
+    config: RunConfig, observer: RunObserver | None = None, *, virtual: bool = False
+) -> RunOutcome:
+    """Run `config` to its end on a fresh event loop; its outcome.
+
+    In this process (`virtual`: through the simulated engine in virtual time, no waiting), or,
+    when `config.cluster.processes` is set, on that many shard processes of this host.
+    """
+    return run_async(run_anywhere(config, observer, virtual=virtual))
+
+
+async def run_anywhere(
+    config: RunConfig,
+    observer: RunObserver | None = None,
+    *,
+    virtual: bool = False,
+    master: bool = False,
+) -> RunOutcome:
+    """`config` in this process, or on a cluster: `processes` local shards, or (`master`) the
+    workers that join it."""
+    if master or config.cluster.processes is not None:
+        return await run_on_cluster(config, observer or RunObserver())
+    return await run_config(config, observer, virtual=virtual)
 
 
 async def run_on_cluster(config: RunConfig, observer: RunObserver) -> RunOutcome:

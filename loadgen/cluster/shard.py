@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import pickle
 import socket
@@ -26,6 +27,7 @@ from loadgen.core.shards import Shard
 from loadgen.runtime.loop import run_async
 from loadgen.runtime.plan import Offsets, TargetPlan, plan_target
 from loadgen.runtime.runner import StepRunner, StopSignal
+from loadgen.runtime.sweep import settle_garbage
 from loadgen.runtime.targets import http_runner
 from loadgen.version import __version__
 
@@ -55,6 +57,11 @@ def local_t0_ns(go: dict[str, Any]) -> int:
     if go["boot_id"] is not None and go["boot_id"] == boot_id():
         return int(go["t0_ns"])
     return perf_counter_ns() + int(go["t0_wall_ns"]) - time.time_ns()
+
+
+def _error(exc: Exception) -> Message:
+    """What a shard says of a failure."""
+    return Message("error", {"message": f"{type(exc).__name__}: {exc}"})
 
 
 class _Batcher(RunObserver):
@@ -105,7 +112,7 @@ class ShardEngine:
         try:
             await handler(message.data)
         except Exception as exc:  # anything a shard cannot do is its master's to report
-            await self._send(Message("error", {"message": f"{type(exc).__name__}: {exc}"}))
+            await self._send(_error(exc))
 
     async def close(self) -> None:
         """Stop a running step at once and let go of the target."""
@@ -116,6 +123,8 @@ class ShardEngine:
         await self._exit.aclose()
 
     async def _on_setup(self, data: dict[str, Any]) -> None:
+        """The run's configuration, secrets included (a worker trusts the master it joins, as
+        a Locust worker runs the locustfile its master sends)."""
         self._config = pickle.loads(data["config"])
 
     async def _on_target(self, data: dict[str, Any]) -> None:
@@ -139,15 +148,24 @@ class ShardEngine:
 
     async def _on_plan(self, data: dict[str, Any]) -> None:
         shard = Shard(int(data["shard"]), int(data["shards"]))
+        gc.unfreeze()  # what the last step set aside is the collector's again
         specs, offsets = self._plan(shard).step(int(data["step"]), float(data["rate_rps"]))
         self._step = (int(data["step"]), float(data["rate_rps"]), list(specs), offsets)
+        settle_garbage()  # as a one-process step does: no full collection while sending
         await self._send(Message("ready", {"step": data["step"], "count": len(specs)}))
 
     async def _on_go(self, data: dict[str, Any]) -> None:
         if self._step is None or self._runner is None:
             raise RuntimeError("go before a target and a plan")
         self._stop = StopSignal()
-        self._running = asyncio.create_task(self._run_step(local_t0_ns(data)))
+        self._running = asyncio.create_task(self._reported(self._run_step(local_t0_ns(data))))
+
+    async def _reported(self, step: Awaitable[None]) -> None:
+        """Run `step`; tell the master if it fails, so that it does not wait for it forever."""
+        try:
+            await step
+        except Exception as exc:  # the master marks the shard lost and the step invalid
+            await self._send(_error(exc))
 
     async def _on_stop(self, data: dict[str, Any]) -> None:
         self._stop.request_stop()

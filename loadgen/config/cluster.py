@@ -36,6 +36,14 @@ class ClusterConfig(Section):
     master_bind_port: int = Field(
         LOCUST_PORT, ge=0, le=65535, description="loadgen master: the port workers connect to"
     )
+    locust_web_port: Annotated[int | None, Opt(metavar="PORT")] = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="serve Locust's web UI on PORT (0: any free port): live request counts and "
+        "latencies; loadgen's results hold the exact figures",
+    )
+    locust_web_host: str = Field("127.0.0.1", description="address of Locust's web UI")
     on_worker_loss: Annotated[str, Choice(WORKER_LOSS, "worker-loss policy")] = Field(
         "stop",
         description="a worker lost mid-step makes that step invalid; then stop, or continue "

@@ -61,6 +61,7 @@ class PrometheusExporter(RunObserver):
         self._monotonic_ns = monotonic_ns
         self._lateness_s: deque[float] = deque(maxlen=_RECENT_SENDS)
         self._send_ns: deque[int] = deque(maxlen=_RECENT_SENDS)
+        self._shard_lateness_s: dict[int, deque[float]] = {}
         self._pending: dict[Phase, list[RequestRecord]] = {
             "warmup": [],
             "measure": [],
@@ -81,6 +82,7 @@ class PrometheusExporter(RunObserver):
             self.in_flight.labels(*self._run).set(0)
             self.achieved_rate.labels(*self._run).set(0)
         self._lateness_s.clear()
+        self._shard_lateness_s.clear()
         self._send_ns.clear()
         self._run = (labels.target, labels.model, labels.scenario)
         self._step = (*self._run, "")
@@ -120,6 +122,11 @@ class PrometheusExporter(RunObserver):
         self.achieved_rate = gauge("loadgen_achieved_rate_rps", "Send rate, last 10 s (req/s).")
         self.dispatch_lag = gauge(
             "loadgen_dispatch_lag_seconds", "p99 lateness of recent sends behind schedule (s)."
+        )
+        self.shard_lag = gauge(
+            "loadgen_shard_dispatch_lag_seconds",
+            "p99 lateness of a shard's recent sends behind schedule (s); cluster runs only.",
+            (*RUN_LABELS, "shard"),
         )
         self.loop_lag = gauge("loadgen_event_loop_lag_seconds", "Event-loop wake-up delay (s).")
         self.step_start = gauge(
@@ -175,6 +182,10 @@ class PrometheusExporter(RunObserver):
             if record.tokens_out:
                 self.tokens.labels(*labels, "output").inc(record.tokens_out)
         self._pending[phase].append(record)
+        if record.shard is not None:
+            lateness_ns = record.t_send_ns - record.t_sched_ns - record.slot_wait_ns
+            recent = self._shard_lateness_s.setdefault(record.shard, deque(maxlen=_RECENT_SENDS))
+            recent.append(lateness_ns / 1e9)
 
     def _observe_pending(self) -> None:
         """Add the requests ended since the last call to the histograms, a batch per phase.
@@ -222,6 +233,9 @@ class PrometheusExporter(RunObserver):
         if self._lateness_s:
             p99 = float(np.percentile(np.fromiter(self._lateness_s, dtype=np.float64), 99))
             self.dispatch_lag.labels(*self._labels).set(p99)
+        for shard, lateness_s in self._shard_lateness_s.items():
+            p99 = float(np.percentile(np.fromiter(lateness_s, dtype=np.float64), 99))
+            self.shard_lag.labels(*self._labels, str(shard)).set(p99)
         now_ns = self._monotonic_ns()
         window_ns = int(_RATE_WINDOW_S * 1e9)
         recent = [sent_ns for sent_ns in self._send_ns if now_ns - sent_ns <= window_ns]

@@ -17,6 +17,7 @@ from loadgen.config import MetricsConfig
 from loadgen.core.events import RunObserver
 from loadgen.export.prometheus import PrometheusExporter
 from loadgen.export.push import PushOnStepEnd
+from loadgen.runtime.runner import StopSignal
 
 # How often the rolling gauges (dispatch lag, achieved rate, event-loop lag) are refreshed (s).
 _TICK_S = 0.5
@@ -24,9 +25,10 @@ _TICK_S = 0.5
 
 @contextlib.asynccontextmanager
 async def live_metrics(
-    config: MetricsConfig, run_id: str, user: RunObserver
+    config: MetricsConfig, run_id: str, user: RunObserver, stop: StopSignal
 ) -> AsyncIterator[list[RunObserver]]:
-    """The observers that export the run (none when neither served nor pushed), served inside.
+    """The observers that export the run (none when neither served nor pushed), served inside,
+    and for `config.linger_s` after, unless a stop is requested then (SIGTERM, Ctrl-C).
 
     `user` hears where `/metrics` is, and about pushes that fail.
     """
@@ -42,14 +44,17 @@ async def live_metrics(
     if config.port is None:
         yield observers
         return
-    async with _serving(registry, exporter, config) as port:
+    async with _serving(registry, exporter, config, stop) as port:
         user.on_notice(f"metrics at http://{config.host}:{port}/metrics")
         yield observers
 
 
 @contextlib.asynccontextmanager
 async def _serving(
-    registry: CollectorRegistry, exporter: PrometheusExporter, config: MetricsConfig
+    registry: CollectorRegistry,
+    exporter: PrometheusExporter,
+    config: MetricsConfig,
+    stop: StopSignal,
 ) -> AsyncIterator[int]:
     """Serve `registry` at http://host:port/metrics while inside; yields the bound port."""
     app = web.Application()
@@ -62,7 +67,9 @@ async def _serving(
         try:
             yield int(runner.addresses[0][1])
             exporter.refresh()
-            await asyncio.sleep(config.linger_s)
+            stop.requested.clear()  # only a stop asked for while lingering cuts it short
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.requested.wait(), config.linger_s)
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -30,7 +30,6 @@ from loadgen.core.events import (
 from loadgen.core.records import StepSummary
 from loadgen.export.files import ResultsWriter
 from loadgen.report.sweep_plot import SweepPlotter
-from loadgen.runtime.loop import run_async
 from loadgen.runtime.metrics_server import live_metrics
 from loadgen.runtime.plan import TargetPlan, plan_target, plot_title
 from loadgen.runtime.runner import StopSignal
@@ -85,13 +84,6 @@ class _Planned:
     plan: TargetPlan
 
 
-def run(
-    config: RunConfig, observer: RunObserver | None = None, *, virtual: bool = False
-) -> RunOutcome:
-    """Run `config` to its end on a fresh event loop (see run_config); its outcome."""
-    return run_async(run_config(config, observer, virtual=virtual))
-
-
 async def run_config(
     config: RunConfig,
     observer: RunObserver | None = None,
@@ -105,8 +97,9 @@ async def run_config(
 
     `virtual` runs the steps through the simulated engine in virtual time (no server, no
     waiting); `distributing` starts what runs them elsewhere (a cluster), once the run is
-    planned. `observer` hears every event, after the run's own outputs. ConfigError,
-    DatasetError or PresetError before anything is sent when the run cannot start.
+    planned: `config.cluster` means nothing here (`loadgen.cluster.run.run` reads it).
+    `observer` hears every event, after the run's own outputs. ConfigError, DatasetError or
+    PresetError before anything is sent when the run cannot start.
     """
     planned = _plan(config, virtual)
     setup = _sim_setup(config, planned, virtual)
@@ -132,7 +125,7 @@ async def _run_targets(
     run_id = out_dir.name if out_dir is not None else datetime.now().strftime("%Y%m%d-%H%M%S")
     facts = _RunFacts(run_id, public_dump(config), plot_title(config))
     outcomes: list[TargetOutcome] = []
-    async with live_metrics(config.metrics, run_id, user) as exporters:
+    async with live_metrics(config.metrics, run_id, user, stop) as exporters:
         outputs: list[RunObserver] = []
         if out_dir is not None:
             outputs += [ResultsWriter(), SweepPlotter(out_dir)]
@@ -160,6 +153,8 @@ def virtual_problems(config: RunConfig) -> list[tuple[tuple[str, ...], str]]:
             problems.append((path, "simulating in virtual time sends to no server"))
     if config.load.max_concurrency is not None:
         problems.append((("load", "max_concurrency"), "not modelled in virtual time"))
+    if config.cluster.processes is not None:
+        problems.append((("cluster", "processes"), "virtual time runs in one process"))
     return problems
 
 

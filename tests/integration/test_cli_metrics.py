@@ -116,3 +116,25 @@ def test_promtool_accepts_the_exposition(scraped: tuple[str, Path]) -> None:
         ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_stop_while_lingering_ends_the_run_at_once(tmp_path: Path) -> None:
+    """SIGTERM (docker stop) during the linger ends it: the linger is for scrapes, not a wait."""
+    import signal
+
+    port = free_port()
+    fake = FakeOpenAI(Behaviour(ttft_s=0.001, gap_s=0.001))
+    with ServerThread(fake) as url:
+        argv = [
+            sys.executable, "-m", "loadgen", "sweep", "--base-url", url, "--rates", "50",
+            "--num-requests", "20", "--trim", "2", "--metrics-port", str(port),
+            "--metrics-linger", "600", "--out", str(tmp_path), "--quiet",
+        ]  # fmt: skip
+        process = subprocess.Popen(argv)
+        try:
+            scrape_when_written(port, [tmp_path], 1, process, timeout_s=60)
+            process.send_signal(signal.SIGTERM)
+            # Ten minutes of linger left; a prompt end is what the test checks, not a speed.
+            assert process.wait(60) == 0
+        finally:
+            process.kill()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.integration._helpers import read_jsonl, read_summary
@@ -38,7 +39,7 @@ def loadgen(*args: str) -> list[str]:
 def sweep_args(url: str, out: Path, *more: str) -> list[str]:
     """A one-step sweep of small synthetic requests at RATE_RPS against `url`."""
     return [
-        "sweep", "--base-url", url, "--model", "fake", "--rates", f"{RATE_RPS:g}",
+        "sweep", "--base-url", url, "--rates", f"{RATE_RPS:g}",
         "--num-requests", str(NUM_REQUESTS), "--trim", str(TRIM), "--dataset", "synthetic",
         "--input-len", "8", "--output-len", "4", "--seed", "3", "--out", str(out), "--quiet",
         *more,
@@ -119,7 +120,7 @@ def test_shards_send_one_poisson_stream_merged_and_trimmed_as_one(
     assert (
         phases == ["warmup"] * TRIM + ["measure"] * (NUM_REQUESTS - 2 * TRIM) + ["cooldown"] * TRIM
     )
-    assert step["num_kept"] == NUM_REQUESTS - 2 * TRIM
+    assert step["num_kept"] == step["num_ok"] == NUM_REQUESTS - 2 * TRIM
     # The superposition is one Poisson stream: gaps pass KS, counts are not over-dispersed.
     assert step["send_gap_ks_pvalue"] > KS_ALPHA
     low, high = DISPERSION_BAND
@@ -311,3 +312,61 @@ def test_a_worker_that_cannot_reach_its_master_says_so() -> None:
     assert done.returncode == 1, done.stderr
     assert f"cannot reach a master at 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.timeout(300)
+def test_locust_web_ui_shows_live_requests_and_cannot_start_load(
+    fast: tuple[FakeOpenAI, str], tmp_path: Path
+) -> None:
+    import re
+    import urllib.error
+    import urllib.request
+
+    _, url = fast
+    args = sweep_args(url, tmp_path / "out", "--processes", "2", "--locust-web-port", "0")
+    args.remove("--quiet")
+    master = _start(loadgen(*args))
+    assert master.stderr is not None
+    web = None
+    for line in master.stderr:
+        if found := re.search(r"web UI: (http://[\d.]+:\d+)", line):
+            web = found.group(1)
+            break
+    assert web is not None
+
+    def stats() -> dict[str, object]:
+        with urllib.request.urlopen(f"{web}/stats/requests", timeout=5) as response:
+            return dict(orjson.loads(response.read()))
+
+    def counted() -> bool:
+        total = [row for row in stats()["stats"] if row["name"] == "Aggregated"]  # type: ignore[union-attr]
+        return bool(total) and total[0]["num_requests"] > 0
+
+    wait_for(counted, 120, "Locust's web UI to count requests")
+    names = {row["name"] for row in stats()["stats"]}  # type: ignore[union-attr]
+    assert any(name.endswith("completions TTFT") for name in names), names
+    start = urllib.request.Request(f"{web}/swarm", data=b"user_count=1", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(start, timeout=5)
+    assert refused.value.code == 409
+    master.communicate(timeout=240)
+    assert master.returncode == 0
+
+
+@pytest.mark.timeout(300)
+def test_on_worker_loss_continue_goes_on_over_the_workers_left(tmp_path: Path) -> None:
+    fake = FakeOpenAI(Behaviour(ttft_s=0.01, gap_s=0.25))
+    args = sweep_args("URL", tmp_path / "out", "--processes", "2", "--on-worker-loss", "continue")
+    args[args.index("--rates") + 1] = f"{RATE_RPS:g},{RATE_RPS / 2:g}"
+    with ServerThread(fake) as url:
+        args[args.index("URL")] = url
+        master = _start(loadgen(*args))
+        wait_for(lambda: len(fake.seen.requests) >= 200, 120, "the first step to be under way")
+        os.kill(_workers(master)[0], signal.SIGKILL)
+        _, stderr = master.communicate(timeout=240)
+    assert master.returncode == 1, stderr
+    first, second = read_summary(tmp_path / "out")["steps"]
+    assert first["invalid"] is not None
+    assert second["invalid"] is None
+    assert second["num_sent"] == NUM_REQUESTS
+    assert [shard["shard"] for shard in second["shards"]] == [0]

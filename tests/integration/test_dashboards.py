@@ -1,5 +1,5 @@
 """The Grafana dashboards: current with their generator, naming only exported metrics, and every
-panel's query answered with data by a real Prometheus scraping a real sweep.
+panel's query answered with data by a real Prometheus scraping a real sweep (of two shards).
 
 Prometheus and promtool come from Debian's `prometheus` package, which `./run test` installs;
 without them the Prometheus tests are skipped.
@@ -110,7 +110,8 @@ def _wait_for(check: Any, what: str, timeout_s: float = 60.0) -> None:
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Prometheus that scraped a two-step sweep of the simulator (its API URL)."""
+    """A real Prometheus that scraped a two-step sweep of the simulator (its API URL), sent by
+    two shards: the master's /metrics serves the whole run, shard lag included."""
     work = tmp_path_factory.mktemp("prometheus")
     sim_port, metrics_port, api_port = free_port(), free_port(), free_port()
     config = work / "prometheus.yml"
@@ -137,7 +138,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             *loadgen, "sweep", "--base-url", f"http://127.0.0.1:{sim_port}/v1",
             "--rates", "20,40", "--num-requests", "120", "--trim", "10", "--dataset", "s2s",
             "--metrics-port", str(metrics_port), "--metrics-linger", "20",
-            "--out", str(out), "--quiet",
+            "--out", str(out), "--quiet", "--processes", "2",
         ]  # fmt: skip
         processes.append(subprocess.Popen(sweep))
 

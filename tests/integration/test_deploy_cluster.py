@@ -4,7 +4,7 @@ kubernetes-validate checks the manifests strictly against the Kubernetes 1.33 sc
 bundles, and kustomization.yaml lists every one of them; the master, its Service and the workers
 agree on names, labels and ports, in compose and in Kubernetes; the cluster sweep files follow
 `loadgen config schema` and load with loadgen's own loader; every `docker compose` and `kubectl`
-line of docs/scaling-out.md names files, profiles, services and objects that exist.
+line of the README's Scaling out section names files, profiles, services and objects that exist.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ DOCKER = ROOT / "docker"
 COMPOSE = DOCKER / "compose.yaml"
 K8S = DOCKER / "k8s"
 KUSTOMIZATION = K8S / "kustomization.yaml"
-SCALING_OUT = ROOT / "docs" / "scaling-out.md"
+README = ROOT / "README.md"
 BIN = Path(sys.executable).parent
 KUBERNETES_VERSION = "1.33"
 MASTER, WORKER = "loadgen-master", "loadgen-worker"
@@ -445,12 +445,12 @@ def test_cluster_sweep_files_follow_the_schema(where: str) -> None:
     loaded(document, f"{where} cluster.toml")
 
 
-# --- docs/scaling-out.md -------------------------------------------------------------------------
+# --- README's Scaling out ------------------------------------------------------------------
 
 
 def doc_commands() -> Iterator[tuple[dict[str, str], list[str]]]:
     """(variables, argv) of each `docker compose` or `kubectl` line in the doc's shell blocks."""
-    text = SCALING_OUT.read_text()
+    text = README.read_text().split("\n## Scaling out\n", 1)[1].split("\n## ", 1)[0]
     for block in re.findall(r"```(?:bash|sh|shell)\n(.*?)```", text, re.S):
         for line in block.splitlines():
             words = shlex.split(line, comments=True)

@@ -21,7 +21,7 @@ def test_every_public_name_resolves_to_its_home() -> None:
         assert getattr(loadgen, name) is not None, name
     assert loadgen.RunConfig.__module__ == "loadgen.config.model"
     assert loadgen.StepSummary.__module__ == "loadgen.core.records"
-    assert loadgen.run.__module__ == "loadgen.runtime.run"
+    assert loadgen.run.__module__ == "loadgen.cluster.run"
     with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
         loadgen.nothing_here  # noqa: B018
 

@@ -677,6 +677,22 @@ def test_simulate_refuses_a_concurrency_cap(capsys: pytest.CaptureFixture[str]) 
     assert err == "error: --max-concurrency: not modelled in virtual time\n"
 
 
+def test_simulate_refuses_processes_from_env(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOADGEN_PROCESSES", "2")
+    err = usage_error(["simulate", "--rates", "inf", "--num-requests", "3", "--trim", "0"], capsys)
+    assert err == "error: LOADGEN_PROCESSES: virtual time runs in one process\n"
+
+
+def test_master_refuses_processes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOADGEN_PROCESSES", "2")
+    err = usage_error(["master", "--rates", "10"], capsys)
+    assert err.startswith("error: LOADGEN_PROCESSES: a master's shards are its workers")
+
+
 def test_results_of_a_run_run_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # A short virtual-time run (no server, no load), then its summary.json as --config.
     out = tmp_path / "first"

@@ -37,6 +37,7 @@ REQUEST_LE = [
     "30.0", "40.0", "50.0", "60.0", "120.0", "240.0", "480.0", "960.0", "1920.0", "7680.0", "+Inf",
 ]  # fmt: skip
 ALLOWED_LABELS = {*RUN, "rate", "phase", "status", "direction", "stat", "le", "run_id", "version"}
+ALLOWED_LABELS |= {"shard"}
 
 
 def named(found: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
@@ -282,6 +283,32 @@ def test_dispatch_lag_of_0_to_99_ms() -> None:
     step.exporter.refresh()
     # Rank 0.99 * 99 = 98.01: 98 ms + 0.01 * (99 - 98) ms = 98.01 ms.
     assert series(step.samples(), "loadgen_dispatch_lag_seconds", **RUN) == pytest.approx(0.09801)
+
+
+def test_each_shard_has_its_own_dispatch_lag() -> None:
+    step = Step(num_planned=200)
+    for i in range(100):
+        # Shard 0 sends 1 ms late, shard 1 from 0 to 49 ms late (t_send - t_sched - slot wait).
+        late_ms = 1 if i % 2 == 0 else i // 2
+        record = RequestRecord(
+            index=i, t_sched_ns=T0 + i * MS, t_send_ns=T0 + (i + late_ms) * MS, slot_wait_ns=0,
+            t_done_ns=T0 + (i + late_ms + 5) * MS, shard=i % 2,
+        )  # fmt: skip
+        step.end(record)
+    step.exporter.refresh()
+    found = step.samples()
+    assert series(found, "loadgen_shard_dispatch_lag_seconds", **RUN, shard="0") == pytest.approx(
+        0.001
+    )
+    # Shard 1's lateness is 0..49 ms: rank 0.99 * 49 = 48.51 gives 48.51 ms.
+    assert series(found, "loadgen_shard_dispatch_lag_seconds", **RUN, shard="1") == pytest.approx(
+        0.04851
+    )
+
+
+def test_one_process_has_no_shard_series(step: tuple[Samples, StepSummary]) -> None:
+    found, _ = step
+    assert not named(found, "loadgen_shard_dispatch_lag_seconds")
 
 
 def test_achieved_rate_over_the_last_ten_seconds() -> None:
