@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -219,6 +221,22 @@ def ui_rows(records: list[RequestRecord], name: str) -> list[list[Any]]:
     return rows
 
 
+def _warn_if_unreachable(
+    base_url: str | None, workers: list[Worker], observer: RunObserver
+) -> None:
+    """Warn when the target is this host's loopback (the embedded simulator, say) and workers on
+    other hosts would send to their own."""
+    if base_url is None or urlsplit(base_url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        return
+    here = socket.gethostname()
+    far = [worker.name for worker in workers if worker.host != here]
+    if far:
+        observer.on_warning(
+            f"{base_url} is this host's loopback: workers {', '.join(far)} on other hosts will "
+            "send to their own (give a --base-url they can reach)"
+        )
+
+
 def _why(message: Message) -> str:
     """What a shard's error or loss message says."""
     if isinstance(message.data, dict):
@@ -240,6 +258,7 @@ class ClusterDistributor:
         workers = self._cluster.live
         if not workers:
             raise ShardError("no worker is left to send the load")
+        _warn_if_unreachable(opened.base_url, workers, observer)
         for i, worker in enumerate(workers):
             target = {"index": index, "base_url": opened.base_url, "model": opened.model,
                       "shard": i, "shards": len(workers)}  # fmt: skip

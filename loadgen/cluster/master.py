@@ -73,7 +73,11 @@ class Cluster:
         """Run `config` from now on: every live worker gets it."""
         self.config = config
         for worker in self.live:
-            self.send("setup", {"config": pickle.dumps(config)}, worker.id)
+            self._set_up(worker.id)
+
+    def _set_up(self, peer: str) -> None:
+        """Give worker `peer` the run's configuration."""
+        self.send("setup", {"config": pickle.dumps(self.config)}, peer)
 
     async def start(self, bind_host: str, bind_port: int) -> None:
         """Start the relay (and Locust's web UI, if asked); ClusterError when it cannot listen."""
@@ -124,19 +128,21 @@ class Cluster:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while len(self.live) < count:
+            ended = [
+                process.returncode for process in self._local if process.returncode is not None
+            ]
+            if ended:
+                raise ClusterError(f"a local worker ended before the run (exit code {ended[0]})")
             self._joined.clear()
             left_s = deadline - loop.time()
             if left_s <= 0:
-                break
+                raise ClusterError(
+                    f"{len(self.live)} of {count} workers joined within {timeout_s:g} s (the "
+                    f"master listens on port {self.port}; start them with "
+                    f"`loadgen worker --master-host HOST --master-port {self.port}`)"
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._joined.wait(), left_s)
-        if len(self.live) < count:
-            where = f"port {self.port}"
-            raise ClusterError(
-                f"{len(self.live)} of {count} workers joined within {timeout_s:g} s "
-                f"(the master listens on {where}; start them with "
-                f"`loadgen worker --master-host HOST --master-port {self.port}`)"
-            )
 
     async def close(self) -> None:
         """Tell every worker to quit, and end the relay and local workers."""
@@ -190,7 +196,7 @@ class Cluster:
             return
         worker = Worker(peer, str(data["host"]), int(data["pid"]), int(data["relay_pid"]))
         self.workers.append(worker)
-        self.send("setup", {"config": pickle.dumps(self.config)}, peer)
+        self._set_up(peer)
         self._observer.on_notice(f"worker {worker.name} joined ({len(self.live)} now)")
         self._joined.set()
 
@@ -202,6 +208,7 @@ class Cluster:
     async def _watch_local(self, process: asyncio.subprocess.Process) -> None:
         """A local worker's process that ends loses its worker at once (no heartbeat wait)."""
         code = await process.wait()
+        self._joined.set()  # a master waiting for its workers learns of it too
         for worker in self.live:
             if worker.relay_pid == process.pid:
                 reason = f"its process ended (exit code {code})"

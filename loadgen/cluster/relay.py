@@ -34,6 +34,7 @@ LOCUST_TYPE = "loadgen"
 _POLL_S = 0.2
 _EXIT_USAGE = 2
 _EXIT_RUNTIME = 1
+_EXIT_INTERRUPTED = 130
 
 
 class _Pipe:
@@ -164,7 +165,13 @@ def run_worker(master_host: str, master_port: int, timeout_s: float) -> int:
     runner.register_message(LOCUST_TYPE, from_master)
     relay = gevent.spawn(_shard_to_master, shard, runner)
     quit_told = gevent.spawn(runner.greenlet.join)
-    gevent.joinall([relay, quit_told], count=1)  # the shard ended, or the master said quit
+    hub = gevent.get_hub()
+    hub.NOT_ERROR = (*hub.NOT_ERROR, KeyboardInterrupt)  # Ctrl-C is no error to print
+    try:
+        gevent.joinall([relay, quit_told], count=1)  # the shard ended, or the master said quit
+    except KeyboardInterrupt:  # Ctrl-C on the worker: leave the master, which marks it lost
+        print("loadgen worker: interrupted; leaving the master", file=sys.stderr)
+        verdict["code"] = _EXIT_INTERRUPTED
     relay.kill()
     shard.stdin.close()
     code = shard.wait()

@@ -12,6 +12,7 @@ import contextlib
 import gc
 import os
 import pickle
+import signal
 import socket
 import sys
 import time
@@ -254,4 +255,7 @@ async def _main() -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C reaches the whole process group: the worker's relay decides, and ends this shard
+    # by closing its input.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     run_async(_main())

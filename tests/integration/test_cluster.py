@@ -370,3 +370,40 @@ def test_on_worker_loss_continue_goes_on_over_the_workers_left(tmp_path: Path) -
     assert second["invalid"] is None
     assert second["num_sent"] == NUM_REQUESTS
     assert [shard["shard"] for shard in second["shards"]] == [0]
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_on_a_worker_leaves_the_master_which_marks_the_step_invalid(
+    tmp_path: Path,
+) -> None:
+    fake = FakeOpenAI(Behaviour(ttft_s=0.01, gap_s=0.05))
+    port = free_port()
+    with ServerThread(fake) as url:
+        args = sweep_args(url, tmp_path / "out")
+        args[0] = "master"
+        master = _start(
+            loadgen(
+                *args,
+                "--expect-workers",
+                "1",
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-bind-port",
+                str(port),
+            )
+        )
+        worker = subprocess.Popen(
+            loadgen("worker", "--master-port", str(port)),
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its own group, as a terminal's Ctrl-C reaches it
+        )
+        wait_for(lambda: len(fake.seen.requests) >= 100, 120, "the step to be under way")
+        os.killpg(worker.pid, signal.SIGINT)
+        _, worker_err = worker.communicate(timeout=60)
+        _, master_err = master.communicate(timeout=120)
+    assert worker.returncode == 130, worker_err
+    assert worker_err == "loadgen worker: interrupted; leaving the master\n"
+    assert master.returncode == 1, master_err
+    step = read_summary(tmp_path / "out")["steps"][0]
+    assert "lost mid-step" in step["invalid"]
