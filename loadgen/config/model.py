@@ -226,7 +226,8 @@ class MetricsConfig(Section):
         15.0,
         ge=0,
         allow_inf_nan=False,
-        description="keep serving /metrics S seconds after the run, for the last scrape",
+        description="keep serving /metrics S seconds after the run, for the last scrape (unless "
+        "stopped: Ctrl-C or SIGTERM)",
     )
     pushgateway: Annotated[HttpUrl | None, Opt(metavar="URL")] = Field(
         None, description="push the metrics to this Pushgateway after every step"

@@ -28,7 +28,7 @@ async def live_metrics(
     config: MetricsConfig, run_id: str, user: RunObserver, stop: StopSignal
 ) -> AsyncIterator[list[RunObserver]]:
     """The observers that export the run (none when neither served nor pushed), served inside,
-    and for `config.linger_s` after, unless a stop is requested then (SIGTERM, Ctrl-C).
+    and for `config.linger_s` after, unless a stop was requested (SIGTERM, Ctrl-C).
 
     `user` hears where `/metrics` is, and about pushes that fail.
     """
@@ -67,9 +67,9 @@ async def _serving(
         try:
             yield int(runner.addresses[0][1])
             exporter.refresh()
-            stop.requested.clear()  # only a stop asked for while lingering cuts it short
+            # A stop asked for at any time (Ctrl-C, docker stop's SIGTERM) means: no lingering.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.requested.wait(), config.linger_s)
+                await asyncio.wait_for(stop.stop_sending.wait(), config.linger_s)
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

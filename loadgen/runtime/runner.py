@@ -45,14 +45,12 @@ class StopSignal:
     def __init__(self) -> None:
         self.stop_sending = asyncio.Event()
         self.stop_waiting = asyncio.Event()
-        self.requested = asyncio.Event()  # set by every request (lingering /metrics ends)
 
     def request_stop(self) -> None:
         """First call: stop sending and drain. Second call: abandon in-flight requests."""
         if self.stop_sending.is_set():
             self.stop_waiting.set()
         self.stop_sending.set()
-        self.requested.set()
 
 
 class StepRunner:
