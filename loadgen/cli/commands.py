@@ -20,12 +20,14 @@ from loadgen.cli.run import resolved_run, run_flags
 from loadgen.config import ConfigError, RunConfig, ServeConfig, WorkerConfig, resolve
 from loadgen.config.model import DescribeConfig
 from loadgen.config.render import public_dump, toml_text
+from loadgen.config.service import ServiceConfig
 from loadgen.config.sources import Source, env_source
 from loadgen.report.html import write_report
 from loadgen.report.results import ResultsError, load_results, results_folders
 from loadgen.runtime.describe import describe_workload
 from loadgen.runtime.loop import run_async
 from loadgen.runtime.sim_serve import serve_options, serve_until_stopped
+from loadgen.service.serve import serve
 from loadgen.sim.presets import PresetError
 from loadgen.sim.settings import resolve as resolve_sim
 from loadgen.workloads import DatasetError
@@ -33,6 +35,7 @@ from loadgen.workloads import DatasetError
 _SIM_FLAGS = command_flags(ServeConfig, renames={("sim", "model"): ("--model",)})
 _DESCRIBE_FLAGS = command_flags(DescribeConfig, lambda path: path != ("workload", "dataset"))
 _WORKER_FLAGS = command_flags(WorkerConfig)
+_SERVE_FLAGS = command_flags(ServiceConfig)
 
 
 def add_sim_command(commands: Commands) -> None:
@@ -83,6 +86,28 @@ def worker_command(args: argparse.Namespace) -> int:
     argv = [sys.executable, "-m", "loadgen.cluster.relay", "worker", config.master_host,
             str(config.master_port), str(config.worker_timeout_s)]  # fmt: skip
     os.execv(sys.executable, argv)
+
+
+def add_serve_command(commands: Commands) -> None:
+    """`loadgen serve`: the sweep service (API, queue, results) until Ctrl-C or SIGTERM."""
+    text = "run the sweep service: an authenticated API that queues sweeps and keeps results"
+    serve = commands.add_parser("serve", help=text, description=text)
+    add_flags(serve, _SERVE_FLAGS)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """Run `loadgen serve`; the exit code."""
+    console = Console(stderr=True)
+    sources = [env_source(os.environ, ServiceConfig), flag_source(args, _SERVE_FLAGS)]
+    try:
+        settings = resolve(sources, ServiceConfig).config
+        run_async(serve(settings, lambda text: console.print(text, highlight=False)))
+    except ConfigError as exc:
+        return fail(console, EXIT_USAGE, str(exc))
+    except OSError as exc:
+        where = f"{settings.host}:{settings.port}"
+        return fail(console, EXIT_RUNTIME, f"cannot serve on {where}: {exc.strerror or exc}")
+    return EXIT_OK
 
 
 def add_dataset_command(commands: Commands) -> None:

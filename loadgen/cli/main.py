@@ -10,15 +10,18 @@ from loadgen.cli.commands import (
     add_config_command,
     add_dataset_command,
     add_report_command,
+    add_serve_command,
     add_sim_command,
     add_worker_command,
     config_command,
     describe_command,
     report_command,
+    serve_command,
     sim_command,
     worker_command,
 )
 from loadgen.cli.output import Parser
+from loadgen.cli.remote import add_remote_command, remote_command
 from loadgen.cli.run import add_run_command, run_command
 from loadgen.version import __version__
 
@@ -32,6 +35,8 @@ _COMMANDS = {
     "simulate": run_command,
     "master": run_command,
     "worker": worker_command,
+    "serve": serve_command,
+    "remote": remote_command,
     "sim": sim_command,
     "dataset": describe_command,
     "report": report_command,
@@ -55,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         "a sweep whose load `loadgen worker`s send, from any hosts (a Locust master)",
     )
     add_worker_command(commands)
+    add_serve_command(commands)
+    add_remote_command(commands)
     add_sim_command(commands)
     add_dataset_command(commands)
     add_report_command(commands)

@@ -11,6 +11,7 @@ from loadgen.config import ConfigError, RunConfig
 from loadgen.core.events import RunObserver, RunOutcome
 from loadgen.runtime.loop import run_async
 from loadgen.runtime.run import Distributor, run_config
+from loadgen.runtime.runner import StopSignal
 
 
 def shard_count(config: RunConfig) -> int:
@@ -56,15 +57,20 @@ async def run_anywhere(
     *,
     virtual: bool = False,
     master: bool = False,
+    stop: StopSignal | None = None,
 ) -> RunOutcome:
     """`config` in this process, or on a cluster: `processes` local shards, or (`master`) the
-    workers that join it."""
+    workers that join it. With `stop`, the caller stops it (no signal handlers are set)."""
     if master or config.cluster.processes is not None:
-        return await run_on_cluster(config, observer or RunObserver())
-    return await run_config(config, observer, virtual=virtual)
+        return await run_on_cluster(config, observer or RunObserver(), stop)
+    return await run_config(
+        config, observer, virtual=virtual, stop=stop, handle_signals=stop is None
+    )
 
 
-async def run_on_cluster(config: RunConfig, observer: RunObserver) -> RunOutcome:
+async def run_on_cluster(
+    config: RunConfig, observer: RunObserver, stop: StopSignal | None = None
+) -> RunOutcome:
     """Run `config` with its steps sent by `--processes` local shards or the master's workers.
 
     ConfigError before anything starts when the load cannot be split; ClusterError when the
@@ -77,4 +83,6 @@ async def run_on_cluster(config: RunConfig, observer: RunObserver) -> RunOutcome
         async with started(config, hub) as cluster:
             yield ClusterDistributor(cluster)
 
-    return await run_config(config, observer, distributing=distributing)
+    return await run_config(
+        config, observer, stop=stop, handle_signals=stop is None, distributing=distributing
+    )

@@ -127,7 +127,7 @@ def request_rows(
         yield row
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so a reader (or a crash) never sees half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as handle:
@@ -216,10 +216,10 @@ class ResultsWriter(RunObserver):
         self._steps.append(summary)
         rows = request_rows(records, summary, progress.t_start_ns)
         self._requests_bytes = append_rows(out_dir / "requests.jsonl", rows, self._requests_bytes)
-        _write_atomic(out_dir / "summary.csv", _csv_bytes(self._steps))
+        write_atomic(out_dir / "summary.csv", _csv_bytes(self._steps))
         document = summary_document(self._target, self._steps)
         document["requests_bytes"] = self._requests_bytes
-        _write_atomic(
+        write_atomic(
             out_dir / "summary.json", orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
         )
 

@@ -1,0 +1,1 @@
+"""loadgen as a service: an authenticated API that queues sweeps and keeps their results."""
