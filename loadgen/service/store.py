@@ -78,7 +78,7 @@ class Store:
         shutil.rmtree(self.folder(sweep_id), ignore_errors=True)
 
     def load_all(self) -> list[SweepState]:
-        """Every sweep found, oldest submission first; folders that are not sweeps are left alone."""
+        """Every sweep found, oldest submission first; folders that are no sweeps are skipped."""
         states = []
         for path in sorted(self.root.glob(f"*/{STATE_FILE}")):
             if not valid_sweep_id(path.parent.name):
