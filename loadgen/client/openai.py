@@ -113,10 +113,16 @@ class OpenAIClient:
         """Model ids from `GET /models`; ServerProbeError when unreachable or not OpenAI-like."""
         url = f"{self.base_url}/models"
         try:
-            async with self.session.get(url) as resp:
+            async with self.session.get(url, allow_redirects=False) as resp:
                 body = await resp.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ServerProbeError(f"cannot reach {url}: {self._describe(exc)}") from None
+        if 300 <= resp.status < 400:
+            raise ServerProbeError(
+                f"GET {url} answered HTTP {resp.status}, a redirect to "
+                f"{resp.headers.get('Location', 'nowhere')}: loadgen follows none (give the "
+                "address it names, if you mean it)"
+            )
         if resp.status != 200:
             raise ServerProbeError(
                 f"GET {url} answered HTTP {resp.status}; is this an OpenAI-compatible server? "
@@ -172,10 +178,10 @@ class OpenAIClient:
             with watch:
                 async with (
                     asyncio.timeout_at(start + first_s) as deadline,
-                    self.session.post(url, data=body) as resp,
+                    self.session.post(url, data=body, allow_redirects=False) as resp,
                 ):
                     progress.status = resp.status
-                    if resp.status >= 400:
+                    if resp.status >= 300:
                         await _raise_http_error(resp)
                     if self.options.stream:
                         markers = TEXT_MARKERS[self.options.endpoint]
@@ -257,6 +263,9 @@ async def _raise_http_error(resp: aiohttp.ClientResponse) -> None:
             break
         body += part
     detail = body.decode("utf-8", "replace").strip()
+    if resp.status < 400:  # redirects are not followed: load goes only where it was pointed
+        where = resp.headers.get("Location", "nowhere")
+        raise RequestFailed("http_3xx", f"HTTP {resp.status}: a redirect to {where}, not followed")
     kind: ErrorKind = "http_5xx" if resp.status >= 500 else "http_4xx"
     raise RequestFailed(kind, f"HTTP {resp.status}: {detail}")
 

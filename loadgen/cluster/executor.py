@@ -47,6 +47,7 @@ class _ShardStep:
     done: bool = False
     lost_at_ns: int | None = None
     duration_s: float = 0.0
+    capped_sends: int = 0
 
     @property
     def over(self) -> bool:
@@ -112,7 +113,8 @@ class ClusterExecutor:
         if invalid:  # a lost shard never said how long it sent
             durations_s.append((perf_counter_ns() - t0_ns) / 1e9)
         interrupted = stop.stop_sending.is_set()
-        return StepResult(merge_records(records), interrupted, max(durations_s), invalid)
+        capped = sum(part.capped_sends for part in self._parts)
+        return StepResult(merge_records(records), interrupted, max(durations_s), invalid, capped)
 
     async def _gather(self, progress: StepProgress, t0_ns: int) -> str | None:
         """Take the shards' messages until each is done or lost; why the step is invalid."""
@@ -128,6 +130,7 @@ class ClusterExecutor:
                 part.done = message.kind == "done"
                 if part.done:
                     part.duration_s = float(message.data["duration_s"])
+                    part.capped_sends = int(message.data["capped_sends"])
                 continue
             part.lost_at_ns = perf_counter_ns()
             part.worker.lost = part.worker.lost or _why(message)  # an error loses it too

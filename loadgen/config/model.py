@@ -134,6 +134,13 @@ class LoadConfig(Section):
     )
     seed: int = Field(0, ge=0, description="seeds arrivals and prompts")
     max_concurrency: int | None = Field(None, ge=1, description="cap on requests in flight")
+    max_start_rate_rps: Annotated[float | None, Opt(name="max_start_rate", metavar="R")] = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="hold request starts to R a second: a safety cap for bursts (inf, trace "
+        "replay); steps it held back count capped_sends",
+    )
     slos: Annotated[Slos, Opt(name="slo", metavar="K=V,...")] = Field(
         default_factory=dict, description="goodput SLOs in seconds: ttft, tpot, e2e, per_token"
     )

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 ErrorKind = Literal[
-    "http_4xx", "http_5xx", "timeout", "connect", "disconnect", "bad_stream", "cancelled", "lost"
-]
-ERROR_KINDS: tuple[ErrorKind, ...] = (
+    "http_3xx",
     "http_4xx",
     "http_5xx",
     "timeout",
@@ -18,7 +16,8 @@ ERROR_KINDS: tuple[ErrorKind, ...] = (
     "bad_stream",
     "cancelled",
     "lost",
-)
+]
+ERROR_KINDS: tuple[ErrorKind, ...] = get_args(ErrorKind)
 TokensSource = Literal["server", "tokenizer", "estimate"]
 Phase = Literal["warmup", "measure", "cooldown"]
 
@@ -157,3 +156,4 @@ class StepSummary:
     duration_s: float
     invalid: str | None = None
     shards: tuple[ShardFigures, ...] = ()
+    capped_sends: int = 0

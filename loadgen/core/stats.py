@@ -203,6 +203,7 @@ def summarize_step(
     duration_s: float,
     saturation_lateness_s: float = SATURATION_LATENESS_S,
     invalid: str | None = None,
+    capped_sends: int = 0,
 ) -> StepSummary:
     """Trimmed (send index in `[trim, num_sent - trim)`) and untrimmed figures of one step.
 
@@ -217,9 +218,12 @@ def summarize_step(
     shards = shard_figures(kept)
     late_p99s = [trimmed.pacer_lateness_s.p99] if trimmed.pacer_lateness_s is not None else []
     late_p99s += [shard.lateness_p99_s for shard in shards if shard.lateness_p99_s is not None]
-    # Batch mode (inf rate) sends everything at once by design: lateness there is not saturation.
-    saturated = math.isfinite(target_rate_rps) and any(
-        p99 > saturation_lateness_s for p99 in late_p99s
+    # Batch mode (inf rate) sends everything at once by design, and a start-rate cap that held
+    # sends back made them late on purpose: lateness there is not saturation.
+    saturated = (
+        math.isfinite(target_rate_rps)
+        and not capped_sends
+        and any(p99 > saturation_lateness_s for p99 in late_p99s)
     )
     return StepSummary(
         step=step,
@@ -234,6 +238,7 @@ def summarize_step(
         duration_s=duration_s,
         invalid=invalid,
         shards=shards,
+        capped_sends=capped_sends,
     )
 
 

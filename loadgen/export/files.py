@@ -71,6 +71,7 @@ def summary_dict(summary: StepSummary) -> dict[str, Any]:
         "client_saturated": summary.client_saturated,
         "interrupted": summary.interrupted,
         "invalid": summary.invalid,
+        "capped_sends": summary.capped_sends,
         "tokens_source": summary.tokens_source,
         "duration_s": summary.duration_s,
         **trimmed,

@@ -88,6 +88,7 @@ def sweep_table(summaries: list[StepSummary]) -> Table:
         per_token, ttft = figures.per_token_latency_s, figures.ttft_s
         flags = [name for name, on in (("saturated", summary.client_saturated),
                                        ("interrupted", summary.interrupted),
+                                       ("capped", summary.capped_sends > 0),
                                        ("invalid", summary.invalid is not None)) if on]  # fmt: skip
         table.add_row(
             rate_text(summary.target_rate_rps),
@@ -188,6 +189,11 @@ def step_warnings(summary: StepSummary) -> list[str]:
         )
     if summary.invalid is not None:
         warnings.append(f"invalid: {summary.invalid}; do not use this step's figures")
+    if summary.capped_sends:
+        warnings.append(
+            f"capped: the start-rate cap (max_start_rate_rps) held back {summary.capped_sends} "
+            "sends; the schedule was bent, so its latenesses are the cap's"
+        )
     late = [shard.shard for shard in summary.shards
             if shard.lateness_p99_s is not None
             and shard.lateness_p99_s > SATURATION_LATENESS_S]  # fmt: skip

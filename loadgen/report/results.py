@@ -75,6 +75,7 @@ def summary_from_dict(data: Mapping[str, Any]) -> StepSummary:
         duration_s=data["duration_s"],
         invalid=data.get("invalid"),
         shards=tuple(ShardFigures(**shard) for shard in data.get("shards", ())),
+        capped_sends=data.get("capped_sends", 0),
     )
 
 

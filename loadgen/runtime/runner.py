@@ -10,12 +10,15 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from asyncio_throttle.throttler import Throttler
 
 from loadgen.core.events import RunObserver, StepProgress
 from loadgen.core.records import RequestRecord, RequestSpec
 from loadgen.runtime.pacer import Pacer
 
 _STOPPED_IN_SLOT_QUEUE = "stopped while waiting for a concurrency slot"
+# A start the cap let through at once takes no time; one it held slept at least its 10 ms retry.
+_HELD_NS = 1_000_000
 
 
 class Sender(Protocol):
@@ -37,6 +40,7 @@ class StepResult:
     interrupted: bool
     duration_s: float
     invalid: str | None = None
+    capped_sends: int = 0
 
 
 class StopSignal:
@@ -64,12 +68,14 @@ class StepRunner:
         *,
         max_concurrency: int | None,
         drain_timeout_s: float,
+        max_start_rate_rps: float | None = None,
     ) -> None:
         self._sender = sender
         self._pacer = pacer
         self.observer = observer
         self._max_concurrency = max_concurrency
         self._drain_timeout_s = drain_timeout_s
+        self._max_start_rate_rps = max_start_rate_rps
 
     async def run(
         self,
@@ -89,6 +95,8 @@ class StepRunner:
             np.rint(offsets_s * 1e9).astype(np.int64) + progress.t_start_ns
         ).tolist()
         sending = _Sending(progress, specs, deadlines_ns, slots, records, in_flight, stop)
+        if self._max_start_rate_rps is not None:
+            sending.throttler = start_throttler(self._max_start_rate_rps)
         dispatcher = asyncio.create_task(self._dispatch(sending))
         stop_task = asyncio.create_task(stop.stop_sending.wait())
         await asyncio.wait((dispatcher, stop_task), return_when=asyncio.FIRST_COMPLETED)
@@ -108,7 +116,9 @@ class StepRunner:
             else record
             for index, record in enumerate(records[: progress.sent])
         ]
-        return StepResult(sent, stop.stop_sending.is_set(), duration_s)
+        return StepResult(
+            sent, stop.stop_sending.is_set(), duration_s, capped_sends=sending.capped_sends
+        )
 
     async def _dispatch(self, sending: _Sending) -> None:
         """The pacing loop: wait for each absolute deadline, then start that request."""
@@ -117,6 +127,8 @@ class StepRunner:
         for index, deadline_ns in enumerate(sending.deadlines_ns):
             if perf_counter_ns() < deadline_ns:
                 await self._pacer.wait_until(deadline_ns)
+            if sending.throttler is not None:
+                await _start_under_cap(sending.throttler, sending, deadline_ns)
             lateness_ns = perf_counter_ns() - deadline_ns
             task = loop.create_task(self._one(sending, index, deadline_ns))
             sending.in_flight.add(task)
@@ -199,6 +211,27 @@ class _Sending:
     records: list[RequestRecord | None]
     in_flight: set[asyncio.Task[None]]
     stop: StopSignal
+    throttler: Throttler | None = None
+    held_until_ns: int = 0
+    capped_sends: int = 0
+
+
+def start_throttler(max_start_rate_rps: float) -> Throttler:
+    """asyncio-throttle's limiter of `max_start_rate_rps` starts a second (a fractional rate:
+    N starts in N / rate seconds)."""
+    starts = max(1, int(max_start_rate_rps))
+    return Throttler(rate_limit=starts, period=starts / max_start_rate_rps)
+
+
+async def _start_under_cap(throttler: Throttler, sending: _Sending, deadline_ns: int) -> None:
+    """Wait until the start-rate cap lets the next request start; count it as capped when it
+    was due before the cap last let a held request go (it queued behind the cap)."""
+    before_ns = perf_counter_ns()
+    await throttler.acquire()  # type: ignore[no-untyped-call]
+    if perf_counter_ns() - before_ns >= _HELD_NS:
+        sending.held_until_ns = perf_counter_ns()
+    if deadline_ns < sending.held_until_ns:
+        sending.capped_sends += 1
 
 
 def _unsent_record(index: int, t_sched_ns: int, reason: str) -> RequestRecord:

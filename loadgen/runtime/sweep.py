@@ -138,6 +138,7 @@ async def _one_step(
         interrupted=result.interrupted,
         duration_s=result.duration_s,
         invalid=result.invalid,
+        capped_sends=result.capped_sends,
     )
     observer.on_step_end(progress, summary, result.records)
     return summary

@@ -121,6 +121,14 @@ async def open_http(
         yield OpenTarget(model, base_url, label, PlannedExecutor(plan, runner), notes)
 
 
+def _start_cap_share(config: RunConfig, plan: TargetPlan) -> float | None:
+    """The start-rate cap this sender keeps to (req/s): the whole cap, or a shard's share."""
+    cap_rps = config.load.max_start_rate_rps
+    if cap_rps is None or plan.shard is None:
+        return cap_rps
+    return cap_rps / plan.shard.count
+
+
 @contextlib.asynccontextmanager
 async def http_runner(
     config: RunConfig,
@@ -157,6 +165,7 @@ async def http_runner(
             observer,
             max_concurrency=config.load.max_concurrency,
             drain_timeout_s=config.load.drain_timeout_s,
+            max_start_rate_rps=_start_cap_share(config, plan),
         )
         yield model, runner
 

@@ -98,6 +98,7 @@ def test_run_minimal_takes_the_defaults() -> None:
         "time_scale": 1.0,
         "seed": 0,
         "max_concurrency": None,
+        "max_start_rate_rps": None,
         "slos": {},
         "drain_timeout_s": 30.0,
     }
@@ -208,6 +209,8 @@ def test_every_load_flag_reaches_the_config() -> None:
         "9",
         "--max-concurrency",
         "8",
+        "--max-start-rate",
+        "2.5",
         "--slo",
         "e2e=2,per_token=0.1",
         "--drain-timeout",
@@ -224,6 +227,7 @@ def test_every_load_flag_reaches_the_config() -> None:
         "time_scale": 1.0,
         "seed": 9,
         "max_concurrency": 8,
+        "max_start_rate_rps": 2.5,
         "slos": {"e2e": 2.0, "per_token": 0.1},
         "drain_timeout_s": 5.0,
     }

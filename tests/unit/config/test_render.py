@@ -117,6 +117,7 @@ def test_dump_holds_the_shared_target_and_sections_in_full() -> None:
         "time_scale": 1.0,
         "seed": 3,
         "max_concurrency": None,
+        "max_start_rate_rps": None,
         "slos": {"ttft": 0.5},
         "drain_timeout_s": 30.0,
     }

@@ -129,6 +129,7 @@ async def run_step(
     stop: StopSignal | None = None,
     max_concurrency: int | None = None,
     drain_timeout_s: float = 30.0,
+    max_start_rate_rps: float | None = None,
 ) -> tuple[StepResult, StepProgress]:
     """Run one step of len(offsets_ms) requests at the given offsets (ms from the origin)."""
     runner = StepRunner(
@@ -137,6 +138,7 @@ async def run_step(
         observer or RunObserver(),
         max_concurrency=max_concurrency,
         drain_timeout_s=drain_timeout_s,
+        max_start_rate_rps=max_start_rate_rps,
     )
     progress = new_progress(len(offsets_ms))
     offsets_s = np.asarray(offsets_ms, dtype=np.float64) / 1e3
@@ -299,3 +301,24 @@ async def test_stop_also_stops_requests_waiting_for_a_slot() -> None:
 
     assert [call.index for call in sender.calls] == [0]
     assert [record.ok for record in result.records] == [True, False, False, False]
+
+
+async def test_a_start_rate_cap_holds_a_burst_to_its_rate_and_counts_what_it_held() -> None:
+    # 25 requests due at once, capped at 10 starts a second: 10 start now, then 10 a second
+    # later, then 5 (asyncio-throttle's sliding window of one second).
+    sender = FakeSender(fixed(0.001))
+    result, _ = await run_step(sender, [0.0] * 25, max_start_rate_rps=10)
+
+    assert [record.index for record in result.records] == list(range(25))
+    assert result.capped_sends == 15
+    starts_s = sorted((call.t_call_ns - sender.calls[0].t_call_ns) / 1e9 for call in sender.calls)
+    # No window of one second holds more than 10 starts (a 5 ms allowance for the clocks).
+    for first, eleventh in zip(starts_s, starts_s[10:], strict=False):
+        assert eleventh - first >= 1.0 - 0.005
+    assert starts_s[9] < 0.5  # the first ten were not held
+
+
+async def test_a_cap_above_the_schedule_bends_nothing() -> None:
+    sender = FakeSender(fixed(0.001))
+    result, _ = await run_step(sender, [i * 100.0 for i in range(5)], max_start_rate_rps=50)
+    assert result.capped_sends == 0
