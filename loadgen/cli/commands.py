@@ -17,6 +17,7 @@ from loadgen.cli.output import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, Parser, error_
 if TYPE_CHECKING:
     from loadgen.cli.output import Commands
 from loadgen.cli.run import resolved_run, run_flags
+from loadgen.cluster.master import ClusterError
 from loadgen.config import ConfigError, RunConfig, ServeConfig, WorkerConfig, resolve
 from loadgen.config.model import DescribeConfig
 from loadgen.config.render import public_dump, toml_text
@@ -107,6 +108,8 @@ def serve_command(args: argparse.Namespace) -> int:
     except OSError as exc:
         where = f"{settings.host}:{settings.port}"
         return fail(console, EXIT_RUNTIME, f"cannot serve on {where}: {exc.strerror or exc}")
+    except ClusterError as exc:
+        return fail(console, EXIT_RUNTIME, f"workers port {settings.workers_port}: {exc}")
     return EXIT_OK
 
 

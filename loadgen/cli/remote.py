@@ -25,7 +25,9 @@ SERVER_ENV = "LOADGEN_SERVER"
 def add_remote_command(commands: Commands) -> None:
     """`loadgen remote ACTION`: submit, status, cancel, fetch."""
     remote = commands.add_parser(
-        "remote", help="ask a `loadgen serve` for sweeps (token: $LOADGEN_API_TOKEN)"
+        "remote",
+        help="ask a `loadgen serve` for sweeps (token: $LOADGEN_API_TOKEN or the file "
+        "$LOADGEN_API_TOKEN_FILE names)",
     )
     remote.add_argument(
         "--server",

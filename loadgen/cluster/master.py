@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import pickle
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,9 +44,15 @@ class Worker:
 class Cluster:
     """A Locust master and the workers that joined it; messages for the steps wait in `inbox`."""
 
-    def __init__(self, config: RunConfig, observer: RunObserver) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        observer: RunObserver,
+        admits: Callable[[str | None], bool] | None = None,
+    ) -> None:
         self.config = config
         self._observer = observer
+        self._admits = admits  # a service master's check of a worker's `join` proof
         self.workers: list[Worker] = []
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.port = 0
@@ -173,6 +179,9 @@ class Cluster:
             if message.kind == "listening" and self._listening is not None:
                 self.web_port = message.data.get("web_port")
                 self._listening.set_result(int(message.data["port"]))
+            elif message.kind == "cannot_listen" and self._listening is not None:
+                why = f"cannot listen for workers: {message.data['reason']}"
+                self._listening.set_exception(ClusterError(why))
             elif message.kind == "hello":
                 self._hello(message)
             else:
@@ -187,10 +196,15 @@ class Cluster:
             self.inbox.put_nowait(Message("lost", {"reason": why}, worker.id))
 
     def _hello(self, message: Message) -> None:
-        """Take a worker in, or refuse it when its loadgen version is not this one."""
+        """Take a worker in, or refuse it: another loadgen version, or (a service master) no
+        token of the service."""
         data, peer = message.data, message.peer or ""
+        why = None
         if data.get("version") != __version__:
             why = f"it runs loadgen {data.get('version')}, the master loadgen {__version__}"
+        elif self._admits is not None and not self._admits(data.get("join")):
+            why = "it holds none of the service's API tokens (set LOADGEN_API_TOKEN for it)"
+        if why is not None:
             self.send("refused", why, peer)
             self._observer.on_warning(f"refused worker {data.get('host')}: {why}")
             return

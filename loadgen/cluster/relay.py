@@ -25,6 +25,7 @@ import gevent.subprocess
 import locust.runners
 from gevent.fileobject import FileObjectPosix
 from locust.env import Environment
+from locust.exception import RPCError
 from locust.rpc.protocol import Message as LocustMessage
 
 from loadgen.cluster.wire import Message, frame, read_frame
@@ -63,8 +64,12 @@ def run_master(bind_host: str, bind_port: int, web: tuple[str, int] | None) -> i
     With `web` (host, port), Locust's web UI shows the requests the master tells of ("ui").
     """
     environment = Environment()
-    runner = environment.create_master_runner(bind_host, bind_port)
     stdin, stdout = _stdio()
+    try:
+        runner = environment.create_master_runner(bind_host, bind_port)
+    except RPCError as exc:  # the port is taken, or the address is not this host's
+        stdout.send(Message("cannot_listen", {"reason": str(exc)}))
+        return 1
 
     def from_worker(environment: Environment, msg: LocustMessage, **_: Any) -> None:
         stdout.send(Message(msg.data["kind"], msg.data["data"], msg.node_id))

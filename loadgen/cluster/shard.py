@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hashlib
 import os
 import pickle
 import signal
@@ -22,6 +23,7 @@ from typing import Any
 
 from loadgen.cluster.wire import Message, frame, pack_records, read_message
 from loadgen.config import RunConfig, TargetConfig
+from loadgen.config.service import client_token
 from loadgen.core.events import RunObserver, StepProgress
 from loadgen.core.records import RequestRecord, RequestSpec
 from loadgen.core.shards import Shard
@@ -45,9 +47,12 @@ def boot_id() -> str | None:
 
 
 def hello() -> dict[str, Any]:
-    """What a shard tells its master first."""
+    """What a shard tells its master first; `join` proves it holds a token of a service master
+    (a digest: the token itself never leaves the worker)."""
+    token = client_token()
     return {"version": __version__, "host": socket.gethostname(), "pid": os.getpid(),
-            "relay_pid": os.getppid(), "boot_id": boot_id()}  # fmt: skip
+            "relay_pid": os.getppid(), "boot_id": boot_id(),
+            "join": hashlib.sha256(token.encode()).hexdigest() if token else None}  # fmt: skip
 
 
 def local_t0_ns(go: dict[str, Any]) -> int:
@@ -214,6 +219,7 @@ class ShardEngine:
                     "lateness_ns": lateness,
                     "interrupted": result.interrupted,
                     "duration_s": result.duration_s,
+                    "capped_sends": result.capped_sends,
                 },
             )
         )

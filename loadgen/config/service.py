@@ -6,14 +6,30 @@ The API tokens themselves are no setting: they come from LOADGEN_API_TOKEN or th
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
 
+from loadgen.config.cluster import LOCUST_PORT
 from loadgen.config.types import Opt, Section
 
 TOKEN_ENV = "LOADGEN_API_TOKEN"
+TOKEN_FILE_ENV = "LOADGEN_API_TOKEN_FILE"  # the api_token_file setting's variable
+
+
+def client_token() -> str:
+    """The token a client of the service (loadgen remote, a worker) sends: the first of
+    LOADGEN_API_TOKEN, else the first in the file LOADGEN_API_TOKEN_FILE names ("": none)."""
+    token = os.environ.get(TOKEN_ENV, "").split(",")[0].strip()
+    path = os.environ.get(TOKEN_FILE_ENV, "").strip()
+    if token or not path:
+        return token
+    with contextlib.suppress(OSError):
+        return next(iter(Path(path).read_text().replace(",", " ").split()), "")
+    return ""
 
 
 def _names(value: Any) -> Any:
@@ -53,4 +69,18 @@ class ServiceConfig(Section):
     grafana_url: str | None = Field(None, description="where the page links the dashboards")
     boot_sweep: Annotated[Path | None, Opt(metavar="FILE")] = Field(
         None, description="a sweep file to queue when the service starts"
+    )
+    workers_port: Annotated[int | None, Opt(metavar="PORT")] = Field(
+        None,
+        ge=0,
+        le=65535,
+        description=f"accept `loadgen worker`s on PORT (Locust's is {LOCUST_PORT}); they send "
+        "the sweeps while any is joined; unset: no workers",
+    )
+    workers_host: str = Field("*", description="the address workers connect to (*: every one)")
+    processes: int | None = Field(
+        None,
+        ge=1,
+        description="with no worker joined, send each sweep from N shard processes here; unset: "
+        "from the service's own process",
     )

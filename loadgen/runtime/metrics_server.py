@@ -63,7 +63,7 @@ async def _serving(
     await runner.setup()
     try:
         await web.TCPSite(runner, config.host, config.port).start()
-        ticker = asyncio.create_task(_tick(exporter))
+        ticker = asyncio.create_task(tick(exporter))
         try:
             yield int(runner.addresses[0][1])
             exporter.refresh()
@@ -78,7 +78,7 @@ async def _serving(
         await runner.cleanup()
 
 
-async def _tick(exporter: PrometheusExporter) -> None:
+async def tick(exporter: PrometheusExporter) -> None:
     """Refresh the rolling gauges and measure how late the loop wakes a timer."""
     loop = asyncio.get_running_loop()
     while True:

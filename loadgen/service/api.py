@@ -1,31 +1,42 @@
 """The service's HTTP API under /v1 (aiohttp, in the master's own event loop).
 
-Errors are `application/problem+json` (RFC 9457). Every route but /healthz needs a bearer token
-when the service has tokens; without any it listens on loopback only (see serve.py).
+Errors are `application/problem+json` (RFC 9457). Every route but the open ones (OPEN_PATHS: the
+health check, the OpenAPI document, the page's shell and its login) needs a bearer token or the
+page's session cookie when the service has tokens; without any it listens on loopback only.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.aiohttp import make_aiohttp_handler
 
+from loadgen.config.service import ServiceConfig
 from loadgen.report.html import render_report
 from loadgen.report.results import ResultsError, load_results
+from loadgen.service.openapi import openapi_document
+from loadgen.service.page import add_page_routes, signed_in
 from loadgen.service.security import Tokens, valid_sweep_id
 from loadgen.service.store import SweepState
 from loadgen.service.sweeps import SubmitError, Sweeps
+from loadgen.version import __version__
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SWEEPS_KEY = web.AppKey("sweeps", Sweeps)
 TOKENS_KEY = web.AppKey("tokens", Tokens)
+SETTINGS_KEY = web.AppKey("settings", ServiceConfig)
 PROBLEM_TYPE = "application/problem+json"
-OPEN_PATHS = frozenset({"/healthz"})
+# Open without a token: the health check, the API's description, the page's shell (it holds no
+# data: it asks the API, with the session cookie) and the login that sets that cookie.
+OPEN_PATHS = frozenset({"/healthz", "/v1/openapi.json", "/", "/v1/session"})
+OPEN_PREFIXES = ("/static/",)
 PAGE_LIMIT = 100
 # Result files a sweep's folder holds, and their media types.
 FILES = {
@@ -34,6 +45,8 @@ FILES = {
     "requests.jsonl": "application/jsonl",
 }
 _EVENT_PING_S = 15.0
+# When a client told the queue is full may try again (s): about a short sweep's length.
+RETRY_AFTER_S = 30
 
 
 def problem(status: int, title: str, detail: str, **more: Any) -> web.Response:
@@ -48,7 +61,10 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     try:
         return await handler(request)
     except SubmitError as exc:
-        return problem(exc.status, exc.title, exc.detail, errors=exc.errors)
+        response = problem(exc.status, exc.title, exc.detail, errors=exc.errors)
+        if exc.status == 429:
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -62,11 +78,10 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
 @web.middleware
 async def authenticated(request: web.Request, handler: Handler) -> web.StreamResponse:
     """401 without one of the service's bearer tokens (when it has any)."""
-    tokens = request.app[TOKENS_KEY]
     if (
-        tokens
-        and request.path not in OPEN_PATHS
-        and not tokens.admits(request.headers.get("Authorization"))
+        request.path not in OPEN_PATHS
+        and not request.path.startswith(OPEN_PREFIXES)
+        and not signed_in(request, request.app[TOKENS_KEY])
     ):
         raise web.HTTPUnauthorized(
             text="a bearer token is needed: Authorization: Bearer TOKEN",
@@ -88,8 +103,9 @@ def sweep_document(sweeps: Sweeps, state: SweepState) -> dict[str, Any]:
     """A sweep as GET shows it: its state, its live progress, its finished steps."""
     document = asdict(state)
     document.pop("idempotency_key")
-    progress = sweeps.progress(state.id)
-    if progress is not None:
+    running = sweeps.progress(state.id)
+    if running is not None:
+        progress, lateness_p99_s = running
         document["progress"] = {
             "step": progress.step,
             "rate_rps": progress.target_rate_rps,
@@ -97,6 +113,7 @@ def sweep_document(sweeps: Sweeps, state: SweepState) -> dict[str, Any]:
             "sent": progress.sent,
             "done": progress.done,
             "errors": progress.errors,
+            "lateness_p99_s": lateness_p99_s,
         }
     summary = sweeps.store.folder(state.id) / "summary.json"
     document["steps"] = orjson.loads(summary.read_bytes())["steps"] if summary.exists() else []
@@ -182,7 +199,8 @@ async def sweep_report(request: web.Request) -> web.Response:
 
 
 def _report(folder: Path) -> str:
-    return render_report([load_results(folder)])
+    # The sweep's id, not where the service keeps it on its disk.
+    return render_report([replace(load_results(folder), path=Path(folder.name))])
 
 
 async def sweep_events(request: web.Request) -> web.StreamResponse:
@@ -212,12 +230,41 @@ async def healthz(request: web.Request) -> web.Response:
     return _json({"status": "ok"})
 
 
-def make_app(sweeps: Sweeps, tokens: Tokens, max_body_bytes: int) -> web.Application:
-    """The API as an aiohttp application."""
-    app = web.Application(middlewares=[problems, authenticated], client_max_size=max_body_bytes)
+async def service_info(request: web.Request) -> web.Response:
+    """GET /v1/service: what the operator allows, for the page's form and for clients."""
+    settings = request.app[SETTINGS_KEY]
+    return _json(
+        {
+            "version": __version__,
+            "allowed_targets": list(settings.allowed_targets),
+            "allowed_key_names": list(settings.allowed_key_names),
+            "max_rate_rps": settings.max_rate_rps,
+            "grafana_url": settings.grafana_url,
+            "queue_size": settings.queue_size,
+        }
+    )
+
+
+async def list_workers(request: web.Request) -> web.Response:
+    """GET /v1/workers: the workers that joined, and why each lost one was lost."""
+    return _json({"workers": request.app[SWEEPS_KEY].senders.workers()})
+
+
+def make_app(
+    sweeps: Sweeps, tokens: Tokens, settings: ServiceConfig, registry: CollectorRegistry
+) -> web.Application:
+    """The API and the page as an aiohttp application."""
+    app = web.Application(
+        middlewares=[problems, authenticated], client_max_size=settings.max_body_bytes
+    )
     app[SWEEPS_KEY] = sweeps
     app[TOKENS_KEY] = tokens
+    app[SETTINGS_KEY] = settings
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/v1/openapi.json", openapi_document)
+    app.router.add_get("/v1/service", service_info)
+    app.router.add_get("/v1/workers", list_workers)
+    app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_post("/v1/sweeps", submit)
     app.router.add_get("/v1/sweeps", list_sweeps)
     app.router.add_get("/v1/sweeps/{id}", get_sweep)
@@ -226,4 +273,5 @@ def make_app(sweeps: Sweeps, tokens: Tokens, max_body_bytes: int) -> web.Applica
     app.router.add_get("/v1/sweeps/{id}/report.html", sweep_report)
     app.router.add_get("/v1/sweeps/{id}/events", sweep_events)
     app.router.add_get("/v1/sweeps/{id}/{name}", sweep_file)
+    add_page_routes(app)
     return app

@@ -1,13 +1,13 @@
 """`loadgen remote`: a client of the service's API, for people and CI jobs.
 
 `submit` queues a sweep file and, unless told not to, waits for its end: its exit code says how
-the sweep went, so a CI job can gate on it. The token comes from LOADGEN_API_TOKEN.
+the sweep went, so a CI job can gate on it. The token comes from LOADGEN_API_TOKEN, or the file
+LOADGEN_API_TOKEN_FILE names.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadgen.config.service import TOKEN_ENV
+from loadgen.config.service import client_token
 
 FINISHED = ("succeeded", "failed", "cancelled")
 RESULT_FILES = ("summary.json", "summary.csv", "requests.jsonl", "report.html")
@@ -41,9 +41,8 @@ class Remote:
 
     @classmethod
     def from_env(cls, server: str) -> Remote:
-        """The service at `server`, with the token of LOADGEN_API_TOKEN (the first, if several)."""
-        tokens = [t.strip() for t in os.environ.get(TOKEN_ENV, "").split(",") if t.strip()]
-        return cls(server.rstrip("/"), tokens[0] if tokens else None)
+        """The service at `server`, with the token of LOADGEN_API_TOKEN or its file."""
+        return cls(server.rstrip("/"), client_token() or None)
 
     def call(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None

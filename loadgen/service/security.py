@@ -17,6 +17,9 @@ from urllib.parse import urlsplit
 
 _SWEEP_ID = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9a-f]{8}")
 _BEARER = "bearer "
+# The web page's session: the token in an HttpOnly, SameSite=Strict cookie (set by
+# POST /v1/session), so links to reports and the event stream work in a browser.
+SESSION_COOKIE = "loadgen_token"
 
 
 def _digest(token: str) -> bytes:
@@ -43,7 +46,23 @@ class Tokens:
         """Whether an `Authorization` header carries one of the tokens (constant time)."""
         if authorization is None or authorization[: len(_BEARER)].lower() != _BEARER:
             return False
-        given = _digest(authorization[len(_BEARER) :].strip())
+        return self.admits_token(authorization[len(_BEARER) :])
+
+    def admits_token(self, token: str | None) -> bool:
+        """Whether `token` is one of the tokens (constant time)."""
+        if token is None:
+            return False
+        return self._holds(_digest(token.strip()))
+
+    def admits_digest(self, digest_hex: str | None) -> bool:
+        """Whether `digest_hex` is the SHA-256 of one of the tokens (a worker's join proof)."""
+        try:
+            given = bytes.fromhex(digest_hex or "")
+        except ValueError:
+            return False
+        return self._holds(given)
+
+    def _holds(self, given: bytes) -> bool:
         # Every token is compared, so the time says nothing about which one (or none) matched.
         return sum(hmac.compare_digest(given, digest) for digest in self.digests) > 0
 

@@ -16,14 +16,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from loadgen.config import ConfigError
 from loadgen.config.files import read_document
 from loadgen.config.service import TOKEN_ENV, ServiceConfig
+from loadgen.export.prometheus import PrometheusExporter
+from loadgen.runtime.metrics_server import tick
 from loadgen.service.api import make_app
 from loadgen.service.security import AllowList, Tokens, parse_tokens
 from loadgen.service.store import Store
 from loadgen.service.sweeps import Limits, SubmitError, Sweeps
+from loadgen.service.workers import Senders
 
 LOOPBACK = "127.0.0.1"
 
@@ -55,11 +59,16 @@ async def serve(settings: ServiceConfig, say: Callable[[str], None]) -> None:
     limits = Limits(
         AllowList(settings.allowed_targets), settings.allowed_key_names, settings.max_rate_rps
     )
-    sweeps = Sweeps(Store(settings.results_dir), limits, settings.queue_size)
-    await sweeps.start()
-    runner = web.AppRunner(make_app(sweeps, tokens, settings.max_body_bytes), access_log=None)
+    registry = CollectorRegistry()
+    exporter = PrometheusExporter(registry, "")
+    senders = Senders(settings, tokens, say)
+    sweeps = Sweeps(Store(settings.results_dir), limits, settings.queue_size, senders, exporter)
+    runner = web.AppRunner(make_app(sweeps, tokens, settings, registry), access_log=None)
     await runner.setup()
+    ticker = asyncio.create_task(tick(exporter))
     try:
+        await senders.start(settings.workers_host if tokens else LOOPBACK)
+        await sweeps.start()
         site = web.TCPSite(runner, host, settings.port)
         await site.start()
         port = runner.addresses[0][1]
@@ -69,6 +78,9 @@ async def serve(settings: ServiceConfig, say: Callable[[str], None]) -> None:
         await _until_stopped()
     finally:
         await sweeps.close()
+        await senders.close()
+        ticker.cancel()
+        await asyncio.gather(ticker, return_exceptions=True)
         await runner.cleanup()
 
 

@@ -10,21 +10,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from loadgen.cluster.run import run_anywhere
+import numpy as np
+
 from loadgen.config import ConfigError, RunConfig, resolve
+from loadgen.config.cluster import ClusterConfig
 from loadgen.config.render import public_dump
 from loadgen.config.sources import data_source
-from loadgen.core.events import RunObserver, RunOutcome, StepProgress
+from loadgen.core.events import Observers, RunObserver, RunOutcome, StepProgress
 from loadgen.core.records import RequestRecord, StepSummary
+from loadgen.export.prometheus import PrometheusExporter
 from loadgen.runtime.runner import StopSignal
 from loadgen.service.security import AllowList, unknown_names
 from loadgen.service.store import Status, Store, SweepState, new_sweep_id, utc_now
+from loadgen.service.workers import Senders
 from loadgen.workloads.scenarios import SCENARIOS
 
+# Sends whose lateness the running sweep's progress shows the p99 of.
+_RECENT_SENDS = 2000
 # Workloads a submission may name: generated ones. A file path would read the service's disk.
 BUILT_IN_DATASETS = frozenset({"synthetic", *SCENARIOS})
 
@@ -68,7 +75,7 @@ def checked_config(document: Any, limits: Limits) -> RunConfig:
             403, "API key name not allowed", f"api_key_env {', '.join(refused)}: not on the list"
         )
     _check_rates(config, limits.max_rate_rps)
-    return config
+    return _capped(config, limits.max_rate_rps)
 
 
 def _check_service_fields(config: RunConfig) -> None:
@@ -81,6 +88,8 @@ def _check_service_fields(config: RunConfig) -> None:
         "sim.config_file": config.sim.config_file is not None,
         "workload.dataset": config.workload.dataset not in BUILT_IN_DATASETS,
         "workload.prompt_template": config.workload.prompt_template is not None,
+        # Shard processes and cluster ports are the operator's (serve --processes, workers).
+        "cluster": config.cluster != ClusterConfig(),
     }
     refusals |= {
         f"targets[{i}].tokenizer": target.tokenizer is not None
@@ -94,18 +103,28 @@ def _check_service_fields(config: RunConfig) -> None:
 
 
 def _check_rates(config: RunConfig, ceiling_rps: float | None) -> None:
-    """422 for a rate over the operator's ceiling; sends at once (inf) are over any ceiling."""
+    """422 for a rate over the operator's ceiling (inf, all at once, is held to it instead)."""
     if ceiling_rps is None:
         return
-    over = [rate for rate in config.load.rates_rps if not rate <= ceiling_rps]
+    over = [rate for rate in config.load.rates_rps if math.isfinite(rate) and rate > ceiling_rps]
     if over:
-        shown = ", ".join("inf" if math.isinf(rate) else f"{rate:g}" for rate in over)
+        shown = ", ".join(f"{rate:g}" for rate in over)
         raise SubmitError(
             422,
             "rate over the ceiling",
             f"load.rates_rps: {shown} req/s over the service's ceiling of {ceiling_rps:g} req/s",
             ["load.rates_rps"],
         )
+
+
+def _capped(config: RunConfig, ceiling_rps: float | None) -> RunConfig:
+    """`config` with request starts held to the ceiling (or to its own lower cap)."""
+    if ceiling_rps is None:
+        return config
+    own_rps = config.load.max_start_rate_rps
+    cap_rps = ceiling_rps if own_rps is None else min(own_rps, ceiling_rps)
+    load = config.load.model_copy(update={"max_start_rate_rps": cap_rps})
+    return config.model_copy(update={"load": load})
 
 
 class _Watch(RunObserver):
@@ -115,11 +134,22 @@ class _Watch(RunObserver):
         self._sweeps, self._id = sweeps, sweep_id
         self.progress: StepProgress | None = None
         self.steps: list[StepSummary] = []
+        self._lateness_s: deque[float] = deque(maxlen=_RECENT_SENDS)
+
+    @property
+    def lateness_p99_s(self) -> float | None:
+        """The pacer's lateness p99 over the step's recent sends (s)."""
+        return float(np.quantile(self._lateness_s, 0.99)) if self._lateness_s else None
 
     def on_step_start(self, progress: StepProgress) -> None:
         """The step in progress, for GET and the event stream."""
         self.progress = progress
+        self._lateness_s.clear()
         self._sweeps.publish(self._id, "step_start", {"step": progress.step})
+
+    def on_request_sent(self, progress: StepProgress, index: int, lateness_ns: int) -> None:
+        """One more send of the step, and how late it was."""
+        self._lateness_s.append(lateness_ns / 1e9)
 
     def on_step_end(
         self, progress: StepProgress, summary: StepSummary, records: list[RequestRecord]
@@ -132,8 +162,16 @@ class _Watch(RunObserver):
 class Sweeps:
     """Every sweep the service knows, the queue, and the one running."""
 
-    def __init__(self, store: Store, limits: Limits, queue_size: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        limits: Limits,
+        queue_size: int,
+        senders: Senders,
+        exporter: PrometheusExporter,
+    ) -> None:
         self.store, self.limits, self.queue_size = store, limits, queue_size
+        self.senders, self._exporter = senders, exporter
         self.states: dict[str, SweepState] = {}
         # Submitted configs, secrets included; on disk each sweep has its public dump only.
         self._configs: dict[str, RunConfig] = {}
@@ -196,11 +234,12 @@ class Sweeps:
         """A sweep by id (None: no such sweep)."""
         return self.states.get(sweep_id)
 
-    def progress(self, sweep_id: str) -> StepProgress | None:
-        """The running step of `sweep_id`, if it is the one running."""
+    def progress(self, sweep_id: str) -> tuple[StepProgress, float | None] | None:
+        """The running step of `sweep_id` and its lateness p99 (s), if it is the one running."""
         if self._running is None or self._running[0] != sweep_id:
             return None
-        return self._running[2].progress
+        watch = self._running[2]
+        return None if watch.progress is None else (watch.progress, watch.lateness_p99_s)
 
     def cancel(self, state: SweepState) -> None:
         """Cancel a queued sweep now, or stop a running one (it drains and keeps its steps)."""
@@ -254,8 +293,9 @@ class Sweeps:
         state.status = "running"
         self.store.save(state)
         self.publish(state.id, "status", {"status": "running"})
+        self._exporter.run_id = state.id
         try:
-            outcome = await run_anywhere(config, watch, stop=stop)
+            outcome = await self.senders.run(config, Observers(self._exporter, watch), stop)
         except Exception as exc:  # any failure is the sweep's, never the service's
             self._finish(state, "failed", f"{type(exc).__name__}: {exc}")
         else:
@@ -276,12 +316,13 @@ def _ending(state: SweepState, outcome: RunOutcome) -> tuple[Status, str | None]
     if state.status == "cancelling":
         return "cancelled", None
     errors = [f"{target.label}: {target.error}" for target in outcome.failures]
-    errors += [
-        f"{target.label}: step {step.step} invalid: {step.invalid}"
-        for target in outcome.targets
-        for step in target.steps
-        if step.invalid
-    ]
+    for target in outcome.targets:
+        for step in target.steps:
+            if step.invalid:
+                errors.append(f"{target.label}: step {step.step} invalid: {step.invalid}")
+            elif step.trimmed.num_requests and not step.trimmed.num_ok:
+                kinds = ", ".join(f"{k}: {n}" for k, n in step.trimmed.errors_by_kind.items())
+                errors.append(f"{target.label}: step {step.step}: every request failed ({kinds})")
     if outcome.interrupted:
         errors.append("stopped before its end")
     return ("failed", "; ".join(errors)) if errors else ("succeeded", None)

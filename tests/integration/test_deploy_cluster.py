@@ -2,9 +2,11 @@
 
 kubernetes-validate checks the manifests strictly against the Kubernetes 1.33 schemas it
 bundles, and kustomization.yaml lists every one of them; the master, its Service and the workers
-agree on names, labels and ports, in compose and in Kubernetes; the cluster sweep files follow
-`loadgen config schema` and load with loadgen's own loader; every `docker compose` and `kubectl`
-line of the README's Scaling out section names files, profiles, services and objects that exist.
+agree on names, labels and ports in Kubernetes; in compose, the workers join the loadgen service
+(`loadgen serve`) on its workers port with its token; the cluster sweep files follow `loadgen
+config schema` and load with loadgen's own loader, and compose's passes the service's own
+submission check; every `docker compose`, `kubectl` and `loadgen remote` line of the README's
+Scaling out section names files, profiles, services and objects that exist.
 """
 
 from __future__ import annotations
@@ -26,7 +28,17 @@ import pytest
 import yaml
 
 from loadgen.config import RunConfig, resolve
+from loadgen.config.files import read_document
+from loadgen.config.service import TOKEN_ENV, TOKEN_FILE_ENV
 from loadgen.config.sources import data_source
+from loadgen.service.sweeps import checked_config
+from tests.integration.test_docker import (
+    TOKEN_SECRET,
+    composed_env,
+    secret_path,
+    service_limits,
+    service_settings,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -37,6 +49,7 @@ README = ROOT / "README.md"
 BIN = Path(sys.executable).parent
 KUBERNETES_VERSION = "1.33"
 MASTER, WORKER = "loadgen-master", "loadgen-worker"
+SERVICE = "loadgen"  # compose's `loadgen serve`, which the workers join
 CLUSTER_KEYS = {
     "processes",
     "expect_workers",
@@ -300,84 +313,76 @@ def test_each_worker_gets_one_whole_core() -> None:
 # --- compose -------------------------------------------------------------------------------------
 
 
-def test_cluster_profile_services_use_the_loadgen_image() -> None:
+def test_cluster_profile_is_workers_of_the_service() -> None:
+    """The profile adds workers only: no master of its own, they join the default `loadgen`."""
     known = services()
     image = compose()["x-loadgen"]["image"]
-    for name in (MASTER, WORKER):
-        assert known[name]["profiles"] == ["cluster"], name
-        assert known[name]["image"] == image, name
     profiled = {name for name, service in known.items() if "cluster" in service.get("profiles", [])}
-    assert profiled == {MASTER, WORKER}
+    assert profiled == {WORKER}
+    assert MASTER not in known
+    assert known[WORKER]["image"] == image
+    assert "profiles" not in known[SERVICE], "the service is in the default profile"
+    assert str(known[SERVICE]["command"][0]) == "serve"
 
 
-def test_compose_workers_reach_the_master() -> None:
+def test_compose_workers_reach_the_service_workers_port() -> None:
     known = services()
-    master, worker = known[MASTER]["command"], known[WORKER]["command"]
-    assert (str(master[0]), str(worker[0])) == ("master", "worker")
-    assert option(worker, "--master-host") == MASTER
-    assert option(master, "--master-bind-host") == "0.0.0.0"
-    bind_port = int(option(master, "--master-bind-port"))
-    assert bind_port == int(option(worker, "--master-port")) == service_port("locust")["port"]
-    assert known[WORKER]["depends_on"][MASTER] == {"condition": "service_started"}
+    service, worker = known[SERVICE]["command"], known[WORKER]["command"]
+    assert str(worker[0]) == "worker"
+    assert option(worker, "--master-host") == SERVICE
+    assert option(worker, "--master-port") == option(service, "--workers-port")
+    assert known[WORKER]["depends_on"][SERVICE] == {"condition": "service_healthy"}
+    assert "healthcheck" in known[SERVICE], "service_healthy needs a healthcheck"
     assert "ports" not in known[WORKER], "workers publish nothing; scaled, they would clash"
 
 
-def test_compose_master_sweeps_the_healthy_simulator() -> None:
+def test_compose_workers_join_with_the_service_token() -> None:
+    """A worker proves it holds one of the service's tokens: both read the same secret."""
     known = services()
-    master = known[MASTER]
-    assert master["depends_on"]["sim"] == {"condition": "service_healthy"}
-    url = urlsplit(option(master["command"], "--base-url"))
-    assert url.hostname in known
-    assert str(url.port) in [str(port).split(":")[-1] for port in known[url.hostname]["ports"]]
-
-
-def test_compose_master_serves_metrics_on_its_own_host_port() -> None:
-    known = services()
-    env = known[MASTER]["environment"]
-    assert (env["LOADGEN_METRICS_HOST"], env["LOADGEN_METRICS_PORT"]) == ("0.0.0.0", "9400")
-    published = [str(port) for service in known.values() for port in service.get("ports", [])]
-    mine = [str(port) for port in known[MASTER]["ports"]]
-    assert [port.split(":")[-1] for port in mine] == ["9400"]
-    for port in mine:
-        assert published.count(port) == 1, f"{port} is published twice"
+    worker_env = composed_env(known[WORKER], {})
+    assert TOKEN_ENV not in worker_env
+    assert worker_env[TOKEN_FILE_ENV] == secret_path(known[WORKER], TOKEN_SECRET)
+    assert service_settings({}).api_token_file == Path(secret_path(known[SERVICE], TOKEN_SECRET))
 
 
 def compose_default(value: str) -> str:
-    """The default of a `${VAR:-default}` interpolation."""
+    """The default of a `${CLUSTER_WORKERS:-N}` interpolation."""
     match = re.fullmatch(r"\$\{CLUSTER_WORKERS:-(\d+)\}", str(value))
     assert match, f"{value} is not ${{CLUSTER_WORKERS:-N}}"
     return match.group(1)
 
 
-def test_compose_master_waits_for_as_many_workers_as_start() -> None:
+def test_compose_starts_several_workers_by_default() -> None:
+    replicas = services()[WORKER]["deploy"]["replicas"]
+    assert int(compose_default(replicas)) >= 2, "one worker is no cluster"
+
+
+def test_compose_cluster_sweep_is_one_the_service_accepts() -> None:
+    """Submitted with `loadgen remote`: it names its own target, a compose service on a port it
+    serves, and passes the service's check under the composed limits (so no [cluster])."""
     known = services()
-    expected = known[MASTER]["environment"]["LOADGEN_EXPECT_WORKERS"]
-    replicas = known[WORKER]["deploy"]["replicas"]
-    assert expected == replicas
-    cluster = sweep_documents()["compose"]["cluster"]
-    assert int(compose_default(expected)) == cluster["expect_workers"]
-    assert int(known[MASTER]["environment"]["LOADGEN_WORKER_TIMEOUT"]) > 0
+    document = sweep_documents()["compose"]
+    assert "cluster" not in document, "the service refuses a [cluster] section"
+    config = checked_config(document, service_limits(service_settings({})))
+    (target,) = config.run_targets()
+    url = urlsplit(target.base_url or "")
+    assert url.hostname in known, f"{url.hostname} is no compose service"
+    served = [str(port).split(":")[-1] for port in known[url.hostname]["ports"]]
+    assert str(url.port) in served
+    assert known[SERVICE]["depends_on"][url.hostname] == {"condition": "service_healthy"}
 
 
-def test_compose_master_reads_a_mounted_sweep_file() -> None:
-    master = services()[MASTER]
-    config = option(master["command"], "--config")
-    for volume in master["volumes"]:
-        source, target = volume.split(":")[:2]
-        if config.startswith(target + "/"):
-            assert (DOCKER / source / config[len(target) + 1 :]).is_file()
-            return
-    raise AssertionError(f"{config} is not mounted")
+def test_compose_and_k8s_cluster_sweeps_send_the_same_load() -> None:
+    """The same sweep in both: they differ in target and in [cluster], which is k8s's only."""
+    documents = sweep_documents()
+    for section in ("workload", "load"):
+        assert documents["compose"][section] == documents["k8s"][section], section
 
 
 COMMANDS = {
-    "compose-master": (
-        lambda: services()[MASTER]["command"],
-        lambda: services()[MASTER]["environment"],
-    ),
     "compose-worker": (
         lambda: services()[WORKER]["command"],
-        lambda: services()[WORKER]["environment"],
+        lambda: composed_env(services()[WORKER], {}),
     ),
     "k8s-master": (lambda: container("Job", MASTER)["args"], lambda: k8s_env("Job", MASTER)),
     "k8s-worker": (
@@ -385,6 +390,8 @@ COMMANDS = {
         lambda: k8s_env("Deployment", WORKER),
     ),
 }
+# Read by `loadgen worker` itself (its token for a service master), not a setting of its own.
+WORKER_TOKEN_VARIABLES = {TOKEN_ENV, TOKEN_FILE_ENV}
 
 
 @pytest.mark.parametrize("where", COMMANDS)
@@ -398,6 +405,8 @@ def test_cluster_commands_and_variables_exist(where: str) -> None:
     for flag in (part for part in parts if part.startswith("--")):
         assert flag in help_text, f"{where}: `loadgen {role}` has no {flag}"
     for name in env() or {}:
+        if role == "worker" and name in WORKER_TOKEN_VARIABLES:
+            continue
         if name.startswith("LOADGEN_"):
             flag = "--" + name.removeprefix("LOADGEN_").lower().replace("_", "-")
             assert flag in help_text, (
@@ -408,9 +417,8 @@ def test_cluster_commands_and_variables_exist(where: str) -> None:
 # --- the cluster sweep files ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("where", ["compose", "k8s"])
-def test_cluster_section_uses_known_keys(where: str) -> None:
-    cluster = sweep_documents()[where]["cluster"]
+def test_k8s_cluster_section_uses_known_keys() -> None:
+    cluster = sweep_documents()["k8s"]["cluster"]
     assert set(cluster) <= CLUSTER_KEYS, sorted(set(cluster) - CLUSTER_KEYS)
     assert cluster["on_worker_loss"] in ("stop", "continue")
     assert cluster["expect_workers"] >= 1
@@ -449,7 +457,8 @@ def test_cluster_sweep_files_follow_the_schema(where: str) -> None:
 
 
 def doc_commands() -> Iterator[tuple[dict[str, str], list[str]]]:
-    """(variables, argv) of each `docker compose` or `kubectl` line in the doc's shell blocks."""
+    """(variables, argv) of each `docker compose`, `kubectl` or `loadgen remote` line in the
+    doc's shell blocks."""
     text = README.read_text().split("\n## Scaling out\n", 1)[1].split("\n## ", 1)[0]
     for block in re.findall(r"```(?:bash|sh|shell)\n(.*?)```", text, re.S):
         for line in block.splitlines():
@@ -458,7 +467,9 @@ def doc_commands() -> Iterator[tuple[dict[str, str], list[str]]]:
             while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
                 name, _, value = words.pop(0).partition("=")
                 variables[name] = value
-            if words[:2] == ["docker", "compose"] or words[:1] == ["kubectl"]:
+            if words[:2] in (["docker", "compose"], ["loadgen", "remote"]) or words[:1] == [
+                "kubectl"
+            ]:
                 yield variables, words
 
 
@@ -475,6 +486,12 @@ def compose_call(argv: list[str]) -> tuple[list[str], list[str], list[str]]:
         else:
             return files, profiles, [word, *rest]
     return files, profiles, []
+
+
+def results_folder(command: list[Any]) -> str:
+    """Where a loadgen container keeps results: `--out`, or the service's `--results`."""
+    parts = [str(part) for part in command]
+    return option(parts, "--out" if "--out" in parts else "--results")
 
 
 def check_compose_line(variables: dict[str, str], argv: list[str]) -> None:
@@ -496,25 +513,41 @@ def check_compose_line(variables: dict[str, str], argv: list[str]) -> None:
         if word == "--scale":
             service, _, count = next(words).partition("=")
             enabled(service)
-            if service == WORKER:
-                wait = f"set CLUSTER_WORKERS={count}: the master waits for that many: {argv}"
-                assert variables.get("CLUSTER_WORKERS") == count, wait
+            assert int(count) >= 1, argv
         elif ":" in word and not word.startswith("-"):
             service, _, path = word.partition(":")
             enabled(service)
-            assert path == option(known[service]["command"], "--out"), argv
+            folder = results_folder(known[service]["command"])
+            assert path == folder or path.startswith(folder + "/"), argv
         elif not word.startswith("-"):
             named.append(word)
-    if rest[:1] == ["up"]:
-        for name in named:
-            enabled(name)
-        if "cluster" in profiles:
-            # Named, so the default profile's own sweep (loadgen) stays off the simulator.
-            assert MASTER in named, f"name the services: {argv}"
-            assert "loadgen" not in named, argv
-    elif rest[:1] != ["cp"]:
-        for name in named:
-            enabled(name)
+    for name in named:
+        enabled(name)
+    if rest[:1] == ["up"] and "cluster" in profiles:
+        # The cluster sweep is submitted to the service, which runs one sweep at a time: with
+        # its boot sweep off, it does not wait behind the simulator's sweep.
+        assert variables.get("LOADGEN_BOOT_SWEEP") == "", f"turn the boot sweep off: {argv}"
+        assert not named or SERVICE in named, f"the workers join {SERVICE}: {argv}"
+
+
+def check_remote_line(argv: list[str]) -> None:
+    """`loadgen remote` calls the service where compose publishes it; a submitted file passes
+    the service's check under the composed limits."""
+    service = services()[SERVICE]
+    words = iter(argv[2:])
+    for word in words:
+        if word == "--server":
+            url = urlsplit(next(words))
+            assert url.hostname == "localhost", argv
+            published = [str(port).split(":")[0] for port in service["ports"]]
+            assert str(url.port) in published, argv
+            assert option(service["command"], "--port") in [
+                str(port).split(":")[-1] for port in service["ports"]
+            ], argv
+        elif word == "submit":
+            path = ROOT / next(words)
+            assert path.is_file(), argv
+            checked_config(read_document(path), service_limits(service_settings({})))
 
 
 def check_selector(selector: str, argv: list[str]) -> None:
@@ -542,9 +575,11 @@ def check_kubectl_line(argv: list[str]) -> None:
             assert path == option(container("Job", MASTER)["args"], "--out"), argv
 
 
-def test_scaling_out_has_the_compose_and_kubectl_commands() -> None:
+def test_scaling_out_has_the_compose_remote_and_kubectl_commands() -> None:
     lines = [" ".join(argv) for _, argv in doc_commands()]
     assert any("--profile cluster up" in line for line in lines), lines
+    submit = "loadgen remote --server http://localhost:8089 submit docker/sweeps/cluster.toml"
+    assert submit in lines, lines
     for needed in ("kubectl apply -k docker/k8s/", "kubectl logs job/loadgen-master -f"):
         assert needed in lines, needed
     assert any(line.startswith("kubectl cp ") for line in lines), lines
@@ -554,5 +589,7 @@ def test_scaling_out_commands_name_what_exists() -> None:
     for variables, argv in doc_commands():
         if argv[0] == "docker":
             check_compose_line(variables, argv)
+        elif argv[0] == "loadgen":
+            check_remote_line(argv)
         else:
             check_kubectl_line(argv)

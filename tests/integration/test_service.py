@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from tests.support.fake_openai import Behaviour, FakeOpenAI, Incoming, ServerThread
 from tests.support.service import Event, Reply, Service
@@ -296,9 +297,9 @@ def test_refused_submissions_are_problems_and_queue_nothing(
     invalid({**good, "workload": {"dataset": "/etc/passwd"}}, "workload.dataset")
     trace = {"arrival": "trace", "trace": "/etc/passwd", "num_requests": 40, "trim": 5}
     invalid({**good, "load": trace}, "load.trace")
-    # Rates over --max-rate (sending all at once is over any ceiling).
+    invalid({**good, "cluster": {"processes": 4}}, "cluster")
+    # Rates over --max-rate (inf, all at once, is held to the ceiling instead).
     invalid({**good, "load": {**good["load"], "rates_rps": [50, 101]}}, "load.rates_rps")
-    invalid({**good, "load": {**good["load"], "rates_rps": ["inf"]}}, "load.rates_rps")
 
     # Targets off the allow-list (the fake itself under another name or scheme) and key names
     # off the allowed list: 403.
@@ -682,7 +683,9 @@ def test_the_api_key_is_sent_to_the_target_and_shown_nowhere(start: Start, tmp_p
             assert document["config"]["target"]["api_key_env"] == "FAKE_KEY"
             for name in ("summary.json", "summary.csv", "requests.jsonl", "report.html"):
                 assert svc.call("GET", f"/v1/sweeps/{sweep_id}/{name}").status == 200
-        svc.call("GET", "/v1/sweeps")
+        for path in ("/v1/sweeps", "/v1/workers", "/v1/service", "/metrics", "/"):
+            assert svc.call("GET", path).status == 200, path
+        assert b"loadgen_requests_total" in svc.replies[-2].body  # /metrics of both sweeps
         svc.call("POST", f"/v1/sweeps/{mixed}/cancel")
         svc.stop()
 
@@ -703,3 +706,54 @@ def test_the_api_key_is_sent_to_the_target_and_shown_nowhere(start: Start, tmp_p
     ]
     assert leaks == []
     assert len(svc.replies) > 10
+
+
+@pytest.mark.timeout(120)
+def test_a_burst_is_held_to_the_ceiling_and_the_results_say_so(
+    start: Start, fast: tuple[FakeOpenAI, str]
+) -> None:
+    fake, url = fast
+    svc = start("--allowed-targets", ALLOWED, "--max-rate", "20")
+    # 50 requests at once (inf) under a ceiling of 20 starts a second: 20 now, 20 a second
+    # later, 10 a second after that.
+    burst = sweep(url, "m-a", num=50)
+    burst["load"]["rates_rps"] = ["inf"]
+    done = svc.wait(svc.submit(burst), FINISHED)
+    assert done["status"] == "succeeded", done
+    assert done["config"]["load"]["max_start_rate_rps"] == 20
+    (step,) = done["steps"]
+    assert step["capped_sends"] == 30
+    assert step["duration_s"] >= 2.0 - 0.05
+    assert not step["client_saturated"]
+    assert models_seen(fake) == ["m-a"] * 50
+
+
+class Redirecting(FakeOpenAI):
+    """Answers every completion with a 307 to `location`."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(FAST, models=("m-a",))
+        self.location = location
+
+    async def _answer(self, request: web.Request, endpoint: str) -> web.StreamResponse:
+        self.seen.requests.append(Incoming(len(self.seen.requests), endpoint, {}, {}, None))
+        raise web.HTTPTemporaryRedirect(self.location)
+
+
+@pytest.mark.timeout(120)
+def test_a_redirect_off_the_allow_list_is_not_followed(
+    start: Start, fast: tuple[FakeOpenAI, str]
+) -> None:
+    elsewhere, url = fast
+    # The same server under a name the allow-list does not hold.
+    off_list = url.replace("127.0.0.1", "localhost") + "/completions"
+    redirecting = Redirecting(off_list)
+    with ServerThread(redirecting) as redirecting_url:
+        svc = start("--allowed-targets", ALLOWED)
+        done = svc.wait(svc.submit(sweep(redirecting_url, "m-a", num=20)), FINISHED)
+    (step,) = done["steps"]
+    assert step["errors_by_kind"] == {"http_3xx": 10}
+    assert len(redirecting.seen.requests) == 20
+    assert elsewhere.seen.requests == []
+    rows = svc.call("GET", f"/v1/sweeps/{done['id']}/requests.jsonl").body.splitlines()
+    assert all(b"not followed" in row for row in rows)
