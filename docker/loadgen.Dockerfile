@@ -19,6 +19,6 @@ RUN pip install --no-compile . \
 
 USER 10001
 WORKDIR /results
-EXPOSE 8002 9400
+EXPOSE 8002 8089 5557 9400
 ENTRYPOINT ["loadgen"]
 CMD ["--help"]

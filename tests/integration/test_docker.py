@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -581,3 +582,23 @@ def test_dockerfiles_pass_hadolint() -> None:
         [str(BIN / "hadolint"), *map(str, DOCKERFILES)], capture_output=True, text=True, check=False
     )
     assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+def test_the_image_gets_the_service_page_files() -> None:
+    """The image installs loadgen from its source (not editable): the web page's files must be
+    package data, or `loadgen serve` in a container has no page."""
+    dockerfile = (DOCKER / "loadgen.Dockerfile").read_text()
+    assert "pip install --no-compile ." in dockerfile
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]
+    service = ROOT / "loadgen" / "service"
+    shipped = {
+        path
+        for pattern in package_data["loadgen.service"]
+        for path in service.glob(pattern)
+        if path.is_file()
+    }
+    static = {path for path in (service / "static").iterdir() if path.is_file()}
+    assert static
+    assert static <= shipped
