@@ -133,7 +133,6 @@ class _Watch(RunObserver):
     def __init__(self, sweeps: Sweeps, sweep_id: str) -> None:
         self._sweeps, self._id = sweeps, sweep_id
         self.progress: StepProgress | None = None
-        self.steps: list[StepSummary] = []
         self._lateness_s: deque[float] = deque(maxlen=_RECENT_SENDS)
 
     @property
@@ -155,7 +154,6 @@ class _Watch(RunObserver):
         self, progress: StepProgress, summary: StepSummary, records: list[RequestRecord]
     ) -> None:
         """A finished step."""
-        self.steps.append(summary)
         self._sweeps.publish(self._id, "step_end", {"step": summary.step})
 
 
