@@ -8,7 +8,6 @@ service's API, Prometheus and the simulator are reached through the ports compos
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import subprocess
 import time
@@ -136,7 +135,7 @@ def wait_for(check: Callable[[], T | None], timeout_s: float, what: str, every_s
     while time.monotonic() < deadline:
         try:
             value = check()
-        except (urllib.error.URLError, OSError, KeyError, IndexError) as error:
+        except (urllib.error.URLError, OSError, KeyError, IndexError, ValueError) as error:
             value, last = None, error
         if value is not None and value is not False:
             return value
@@ -152,5 +151,6 @@ def health(stack: Stack, service: str) -> str:
 
 
 def holds_secret(text: str, secret: str) -> bool:
-    """Whether TEXT holds SECRET (or its first 16 characters: a truncated leak counts)."""
-    return re.search(re.escape(secret[:16]), text) is not None
+    """Whether TEXT holds SECRET, or either half of it (a cut or partly masked leak counts)."""
+    half = len(secret) // 2
+    return any(part in text for part in (secret[:half], secret[half:]))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -21,7 +22,7 @@ import trustme
 import yaml
 
 from tests.stack._engine import ROOT, Engine
-from tests.stack._stack import PROMETHEUS, Stack, holds_secret, wait_for
+from tests.stack._stack import FIGURES, PROMETHEUS, Stack, holds_secret, wait_for
 
 TARGETS = ("staging", "baseline")
 RATE_RPS, NUM_REQUESTS, TRIM = 10, 60, 10
@@ -77,6 +78,7 @@ def test_staging_profile_sends_the_key_and_shows_it_nowhere(
     stack.files.append(_endpoint_files(tmp_path, key, images))
     stack.profiles.append("staging")
     stack.engine = Engine({**stack.engine.env, "STAGING_API_KEY": key})
+    started = time.monotonic()
     stack.compose("up", "--detach", "prometheus", "staging-endpoint", "loadgen-staging")
 
     def swept() -> bool:
@@ -85,6 +87,7 @@ def test_staging_profile_sends_the_key_and_shows_it_nowhere(
         return len(listing.split()) == len(TARGETS)
 
     wait_for(swept, 240, "both targets' summary.json")
+    FIGURES["staging profile up, both targets swept (s)"] = f"{time.monotonic() - started:.1f}"
     for target in TARGETS:
         summary = json.loads(
             stack.exec("loadgen-staging", "cat", f"/results/staging/{target}/summary.json")
