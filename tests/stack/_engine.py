@@ -40,18 +40,13 @@ class Engine:
     env: dict[str, str]
 
     def docker(
-        self, *args: str, timeout_s: float = 600, check: bool = True, input_bytes: bytes = b""
+        self, *args: str, timeout_s: float = 600, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         """Run `docker ARGS` against this engine; a failure raises with its output."""
         done = subprocess.run(
-            ["docker", *args],
-            env=self.env,
-            input=input_bytes.decode() if input_bytes else None,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-        )
+            ["docker", *args], env=self.env, capture_output=True, text=True,
+            timeout=timeout_s, check=False,
+        )  # fmt: skip
         if check and done.returncode != 0:
             raise RuntimeError(f"docker {' '.join(args)} -> {done.returncode}\n{_tail(done)}")
         return done
@@ -61,11 +56,11 @@ def _tail(done: subprocess.CompletedProcess[str], chars: int = 4000) -> str:
     return (done.stdout + done.stderr)[-chars:]
 
 
-def _run(argv: Sequence[str], timeout_s: float = 600, **kwargs: object) -> None:
+def _run(argv: Sequence[str], timeout_s: float = 600, cwd: Path | None = None) -> None:
     """Run a set-up command; a failure raises with its output (set-up is not optional)."""
     done = subprocess.run(
-        list(argv), capture_output=True, text=True, timeout=timeout_s, check=False, **kwargs
-    )  # type: ignore[call-overload]
+        list(argv), capture_output=True, text=True, timeout=timeout_s, check=False, cwd=cwd
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} -> {done.returncode}\n{_tail(done)}")
 
@@ -151,10 +146,12 @@ def existing_engine() -> Engine | None:
     """The engine DOCKER_HOST names, if it answers (with the Compose plugin on the side)."""
     if not os.environ.get("DOCKER_HOST") or shutil.which("docker") is None:
         return None
-    env = {**os.environ, "DOCKER_BUILDKIT": "0"}
-    env.setdefault("DOCKER_CONFIG", str(compose_config_dir()))
-    engine = Engine(env)
-    return engine if engine.docker("version", check=False, timeout_s=10).returncode == 0 else None
+    engine = Engine({**os.environ, "DOCKER_BUILDKIT": "0"})
+    if engine.docker("version", check=False, timeout_s=10).returncode != 0:
+        return None
+    if engine.docker("compose", "version", check=False, timeout_s=10).returncode != 0:
+        engine.env["DOCKER_CONFIG"] = str(compose_config_dir())
+    return engine
 
 
 def stop_engine(daemon: subprocess.Popen[bytes]) -> None:

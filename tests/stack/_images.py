@@ -219,6 +219,4 @@ def image_size_mb(engine: Engine, tag: str) -> float:
 
 def remove_dangling(engine: Engine) -> None:
     """Drop images that a rebuild left untagged (vfs keeps a full copy of every layer)."""
-    subprocess.run(
-        ["docker", "image", "prune", "--force"], env=engine.env, capture_output=True, check=False
-    )
+    engine.docker("image", "prune", "--force", check=False)
