@@ -32,7 +32,6 @@ import trustme
 
 from tests.stack._engine import CACHE, ROOT, Engine, _run
 
-_MIRROR = "http://deb.debian.org/debian"
 _RELEASE = "bookworm"
 _MIRROR_PORT = 3141
 _DROP = ("usr/share/doc", "usr/share/man", "usr/share/locale", "var/cache/apt", "var/lib/apt/lists")
