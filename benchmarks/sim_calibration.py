@@ -43,26 +43,46 @@ _REQUESTS = 1000
 PAPER_DECODE_B8_S512_MS = 12.4
 
 
-def batch_tps(model: str, policy: Policy, scenario: str, overheads: Overheads) -> float:
-    """Output tokens/s of one whole-dataset batch of `scenario` on an A100."""
+def batch_run(
+    model: str, policy: Policy, scenario: str, overheads: Overheads, *, caching: bool = True
+) -> tuple[float, Engine]:
+    """Output tokens/s of one whole-dataset batch of `scenario` on an A100, and its engine."""
     spec, gpu = MODELS[model], GPUS["a100"]
-    engine = Engine(spec, gpu, EngineConfig(policy=policy), RooflineCost(spec, gpu, overheads))
+    config = EngineConfig(policy=policy, enable_prefix_caching=caching)
+    engine = Engine(spec, gpu, config, RooflineCost(spec, gpu, overheads))
     specs = SCENARIOS[scenario].specs(_REQUESTS, workload_rng(0, 0))
+    outputs = OutputPolicy(ignore_eos=True, min_tokens=0, eos_mean_tokens=256.0)
     records = simulate_requests(
-        engine, specs, np.zeros(_REQUESTS), OutputPolicy(), np.random.default_rng(0)
+        engine, specs, np.zeros(_REQUESTS), outputs, np.random.default_rng(0)
     )
     end_s = max(record.t_done_ns for record in records) / 1e9
-    return sum(record.tokens_out for record in records) / end_s
+    return sum(record.tokens_out for record in records) / end_s, engine
 
 
-def print_table(overheads: Overheads) -> None:
-    """Simulated against paper throughput for every model and policy the paper reports."""
-    print("model / policy          | scenario | simulated tok/s | paper tok/s | ratio")
+def batch_tps(model: str, policy: Policy, scenario: str, overheads: Overheads) -> float:
+    """Output tokens/s of one whole-dataset batch of `scenario` on an A100."""
+    return batch_run(model, policy, scenario, overheads)[0]
+
+
+def print_table(overheads: Overheads, *, caching: bool = True) -> None:
+    """Simulated against paper throughput for every model and policy the paper reports.
+
+    Also: the prefix-cache hit rate of first lookups (prompt tokens found over looked up) and
+    the preemptions of each batch.
+    """
+    print(
+        "model / policy          | scenario | simulated tok/s | paper tok/s | ratio | "
+        "cache hits | preemptions"
+    )
     for (model, policy), paper in PAPER_TPS.items():
         for scenario, paper_tps in zip(SCENARIO_NAMES, paper, strict=True):
-            tps = batch_tps(model, policy, scenario, overheads)
+            tps, engine = batch_run(model, policy, scenario, overheads, caching=caching)
             label, ratio = f"{model} / {policy}", tps / paper_tps
-            print(f"{label:23} | {scenario:8} | {tps:15.0f} | {paper_tps:11.0f} | {ratio:5.2f}")
+            hits = engine.cache_hits / max(engine.cache_queries, 1)
+            print(
+                f"{label:23} | {scenario:8} | {tps:15.0f} | {paper_tps:11.0f} | {ratio:5.2f} | "
+                f"{hits:10.2%} | {engine.preemptions:11d}"
+            )
 
 
 def decode_ratio(overheads: Overheads) -> float:
@@ -100,11 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     """Print the table with the calibrated overheads, or the fit with --fit."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fit", action="store_true", help="rerun the overhead grid search")
+    parser.add_argument(
+        "--no-prefix-caching", action="store_true", help="run the engine without prefix caching"
+    )
     args = parser.parse_args(argv)
     if args.fit:
         fit()
     else:
-        print_table(Overheads())
+        print_table(Overheads(), caching=not args.no_prefix_caching)
     return 0
 
 

@@ -145,6 +145,20 @@ def live() -> dict[str, Any]:
             query(f"loadgen_shard_dispatch_lag_seconds{{{SEL}}}",
                   "{{target}} shard {{shard}} dispatch p99"),
         ], (0, 32, 24, 8)),
+        panel("Time to first answer token, after reasoning (measure phase)", "s",
+              latency_quantiles("loadgen_ttfa_seconds", MEASURE), (0, 40, 12, 8)),
+        panel("Output tokens/s, and the reasoning part of them", "short", [
+            query(
+                f'sum by (target) (rate(loadgen_tokens_total{{{SEL}, direction="output"}}'
+                "[$__rate_interval]))",
+                "{{target}} output",
+            ),
+            query(
+                f"sum by (target) (rate(loadgen_reasoning_tokens_total{{{SEL}}}"
+                "[$__rate_interval]))",
+                "{{target}} reasoning",
+            ),
+        ], (12, 40, 12, 8)),
     ]  # fmt: skip
     return dashboard("loadgen-live", "loadgen / live", panels)
 
@@ -238,6 +252,17 @@ def server_vllm() -> dict[str, Any]:
             query(f"sum(rate(vllm:num_preemptions_total{{{model}}}[$__rate_interval]))",
                   "preemptions/s"),
         ], (12, 16, 12, 8)),
+        panel("Prefix-cache hit rate (server)", "percentunit", [
+            query(f"sum(rate(vllm:prefix_cache_hits_total{{{model}}}[$__rate_interval])) / "
+                  f"sum(rate(vllm:prefix_cache_queries_total{{{model}}}[$__rate_interval]))",
+                  "hits / queried prompt tokens"),
+        ], (0, 24, 12, 8)),
+        panel("TTFT and time to first answer p99 (client)", "s", [
+            query("histogram_quantile(0.99, sum by (le) "
+                  f"(rate(loadgen_ttft_seconds_bucket{{{SEL}}}[$__rate_interval])))", "TTFT"),
+            query("histogram_quantile(0.99, sum by (le) "
+                  f"(rate(loadgen_ttfa_seconds_bucket{{{SEL}}}[$__rate_interval])))", "TTFA"),
+        ], (12, 24, 12, 8)),
     ]  # fmt: skip
     return dashboard("server-vllm", "server / vLLM", panels)
 

@@ -21,7 +21,14 @@ from loadgen.client.protocol import (
     redact,
     rejected_field,
 )
-from loadgen.client.responses import Progress, RequestFailed, read_stream, read_whole, tokens_out
+from loadgen.client.responses import (
+    Progress,
+    RequestFailed,
+    read_stream,
+    read_whole,
+    reasoning_tokens,
+    tokens_out,
+)
 from loadgen.core.records import ErrorKind, RequestRecord, RequestSpec
 from loadgen.version import __version__
 
@@ -246,6 +253,9 @@ class OpenAIClient:
             error_kind=kind,
             error=redact(message, self._secrets)[:_ERROR_BODY_BYTES] if message else None,
             status=progress.status,
+            t_first_answer_ns=progress.t_first_answer_ns,
+            reasoning_tokens=reasoning_tokens(progress, self._count_tokens),
+            cached_tokens=progress.cached_tokens,
         )
 
 

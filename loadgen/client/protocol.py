@@ -4,24 +4,40 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
 from loadgen.core.records import RequestSpec
 
-Endpoint = Literal["completions", "chat"]
+Endpoint = Literal["completions", "chat", "responses"]
 ENDPOINT_PATHS: Mapping[Endpoint, str] = {
     "completions": "/completions",
     "chat": "/chat/completions",
+    "responses": "/responses",
 }
-# The key that carries output text in a streamed chunk, as it appears on the wire: compact
-# (vLLM, pydantic) and with a space after the colon (Python's json.dumps).
-TEXT_MARKERS: Mapping[Endpoint, tuple[bytes, bytes]] = {
+# The keys that carry reasoning text in a streamed chat chunk: vLLM's `reasoning_content` and
+# the newer `reasoning`, compact and with a space after the colon.
+REASONING_MARKERS: tuple[bytes, ...] = (
+    b'"reasoning_content":"',
+    b'"reasoning_content": "',
+    b'"reasoning":"',
+    b'"reasoning": "',
+)
+# The keys that carry output text in a streamed chunk, as they appear on the wire: compact
+# (vLLM, pydantic) and with a space after the colon (Python's json.dumps). Responses API events
+# differ in their sequence numbers, so none of them fits another's template: no markers.
+TEXT_MARKERS: Mapping[Endpoint, tuple[bytes, ...]] = {
     "completions": (b'"text":"', b'"text": "'),
-    "chat": (b'"content":"', b'"content": "'),
+    "chat": (b'"content":"', b'"content": "', *REASONING_MARKERS),
+    "responses": (),
 }
+# Responses API stream events that carry output text: answer, and reasoning.
+_ANSWER_EVENT = "response.output_text.delta"
+_REASONING_EVENT = "response.reasoning_text.delta"
+# Responses API stream events that hold the finished response (and its usage).
+_FINAL_EVENTS = ("response.completed", "response.incomplete")
 _BACKSLASH = ord("\\")
 
 
@@ -64,19 +80,28 @@ class RequestOptions:
     omit: frozenset[str] = frozenset()
 
 
+def _messages(spec: RequestSpec) -> list[Mapping[str, str]]:
+    """The spec's chat messages: its own, or its prompt as one user message."""
+    if spec.messages is not None:
+        return list(spec.messages)
+    return [{"role": "user", "content": spec.prompt}]
+
+
 def build_body(spec: RequestSpec, options: RequestOptions) -> bytes:
     """The JSON body (bytes) of one request."""
-    body: dict[str, Any] = {"model": options.model, "max_tokens": spec.max_tokens}
-    if options.endpoint == "chat":
-        body["messages"] = (
-            list(spec.messages)
-            if spec.messages is not None
-            else [{"role": "user", "content": spec.prompt}]
-        )
+    body: dict[str, Any] = {"model": options.model}
+    if options.endpoint == "responses":
+        body["input"] = spec.prompt if spec.messages is None else _messages(spec)
+        body["max_output_tokens"] = spec.max_tokens
+    elif options.endpoint == "chat":
+        body["max_tokens"] = spec.max_tokens
+        body["messages"] = _messages(spec)
     else:
+        body["max_tokens"] = spec.max_tokens
         body["prompt"] = spec.prompt
     body["stream"] = options.stream
-    usage = options.stream and options.include_usage
+    # The Responses API reports usage in its final event unasked.
+    usage = options.stream and options.include_usage and options.endpoint != "responses"
     optional = {"stream_options": {"include_usage": True} if usage else None, **options.optional}
     body.update(
         {
@@ -106,7 +131,7 @@ def rejected_field(status: int, detail: str, body: bytes) -> str | None:
     return None
 
 
-def chunk_template(payload: bytes, markers: tuple[bytes, bytes]) -> tuple[bytes, bytes] | None:
+def chunk_template(payload: bytes, markers: tuple[bytes, ...]) -> tuple[bytes, bytes] | None:
     """The bytes around the text value of a decoded token chunk, or None if not plainly there.
 
     Later chunks of the same stream that are these bytes around another quote-free text are
@@ -122,6 +147,11 @@ def chunk_template(payload: bytes, markers: tuple[bytes, bytes]) -> tuple[bytes,
     if text_end <= text_start or payload[text_end - 1] == _BACKSLASH:
         return None  # empty text, or a quote inside the text: no template to trust
     return payload[:text_start], payload[text_end:]
+
+
+def is_reasoning_template(template: tuple[bytes, bytes]) -> bool:
+    """True when the chunks that fit `template` carry reasoning text rather than answer text."""
+    return template[0].endswith(REASONING_MARKERS)
 
 
 def fits_template(payload: bytes, template: tuple[bytes, bytes]) -> bool:
@@ -164,35 +194,87 @@ def count_template_events(data: bytes, template: tuple[bytes, bytes]) -> int:
     return 0
 
 
-def choice_text(obj: Mapping[str, Any]) -> str:
-    """The output text a completion or chat chunk (or whole response) carries; '' if none."""
+def output_parts(obj: Mapping[str, Any]) -> tuple[str, str]:
+    """(answer, reasoning) text of a completion or chat chunk, a Responses API event, or a whole
+    response of either API; '' where none."""
+    kind = obj.get("type")
+    if kind == _ANSWER_EVENT:
+        return str(obj.get("delta") or ""), ""
+    if kind == _REASONING_EVENT:
+        return "", str(obj.get("delta") or "")
+    if obj.get("object") == "response":
+        return _output_items(obj.get("output"))
     choices = obj.get("choices")
-    if not choices:
-        return ""
+    if not choices or kind is not None:
+        return "", ""
     choice = choices[0]
     text = choice.get("text")
     if text:
-        return str(text)
+        return str(text), ""
     for key in ("delta", "message"):
         part = choice.get(key)
         if part:
-            # Reasoning models stream their thinking in a separate field; it is output too.
-            return str(
-                part.get("content") or part.get("reasoning_content") or part.get("reasoning") or ""
-            )
-    return ""
+            reasoning = part.get("reasoning_content") or part.get("reasoning") or ""
+            return str(part.get("content") or ""), str(reasoning)
+    return "", ""
 
 
-def usage_of(obj: Mapping[str, Any]) -> tuple[int | None, int | None]:
-    """(prompt_tokens, completion_tokens) from an object's `usage`, None where absent."""
+def _output_items(items: Any) -> tuple[str, str]:
+    """(answer, reasoning) text of a whole Responses API response's `output` items."""
+    texts: dict[str, list[str]] = {"message": [], "reasoning": []}
+    for item in items if isinstance(items, list) else ():
+        kind = item.get("type") if isinstance(item, Mapping) else None
+        if kind not in texts:
+            continue
+        for content in item.get("content") or ():
+            if isinstance(content, Mapping) and content.get("type") in _TEXT_PARTS:
+                texts[kind].append(str(content.get("text") or ""))
+    return "".join(texts["message"]), "".join(texts["reasoning"])
+
+
+_TEXT_PARTS = ("output_text", "reasoning_text")
+
+
+class Usage(NamedTuple):
+    """Token counts a response's usage gives; None where it does not say."""
+
+    prompt: int | None
+    completion: int | None
+    reasoning: int | None = None
+    cached: int | None = None
+
+
+def usage_of(obj: Mapping[str, Any]) -> Usage:
+    """The tokens an object's usage counts: prompt, completion, reasoning and cached prompt.
+
+    Chat and completions name them `prompt_tokens`, `completion_tokens`,
+    `completion_tokens_details.reasoning_tokens` and `prompt_tokens_details.cached_tokens`; the
+    Responses API `input_tokens`, `output_tokens` and the `output_tokens_details` and
+    `input_tokens_details` of its final event's response.
+    """
     usage = obj.get("usage")
-    if not usage:
-        return None, None
-    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    return (
-        prompt if isinstance(prompt, int) else None,
-        completion if isinstance(completion, int) else None,
+    if not usage and obj.get("type") in _FINAL_EVENTS:
+        response = obj.get("response")
+        usage = response.get("usage") if isinstance(response, Mapping) else None
+    if not usage or not isinstance(usage, Mapping):
+        return Usage(None, None)
+    return Usage(
+        _count(usage.get("prompt_tokens", usage.get("input_tokens"))),
+        _count(usage.get("completion_tokens", usage.get("output_tokens"))),
+        _detail(usage, ("completion_tokens_details", "output_tokens_details"), "reasoning_tokens"),
+        _detail(usage, ("prompt_tokens_details", "input_tokens_details"), "cached_tokens"),
     )
+
+
+def _detail(usage: Mapping[str, Any], names: tuple[str, str], key: str) -> int | None:
+    """`key` of the first of the `names` details objects `usage` holds."""
+    details = usage.get(names[0]) or usage.get(names[1])
+    return _count(details.get(key)) if isinstance(details, Mapping) else None
+
+
+def _count(value: Any) -> int | None:
+    """`value` when it is a token count (an int, not a bool), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def error_of(obj: Mapping[str, Any]) -> str | None:
@@ -202,8 +284,14 @@ def error_of(obj: Mapping[str, Any]) -> str | None:
         if isinstance(error, Mapping):
             return str(error.get("message") or error)
         return str(error)
-    if obj.get("object") == "error":
+    if obj.get("object") == "error" or obj.get("type") == "error":
         return str(obj.get("message") or "error object")
+    if obj.get("type") == "response.failed":
+        response = obj.get("response")
+        failure = response.get("error") if isinstance(response, Mapping) else None
+        if isinstance(failure, Mapping):
+            return str(failure.get("message") or failure)
+        return "response failed"
     return None
 
 

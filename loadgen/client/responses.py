@@ -12,11 +12,12 @@ import aiohttp
 import orjson
 
 from loadgen.client.protocol import (
-    choice_text,
     chunk_template,
     count_template_events,
     error_of,
     fits_template,
+    is_reasoning_template,
+    output_parts,
     usage_of,
 )
 from loadgen.client.sse import SSEParser
@@ -36,6 +37,7 @@ class Progress:
     """What a request has seen so far (times in `perf_counter_ns`); becomes its record."""
 
     __slots__ = (
+        "cached_tokens",
         "chunk_times_ns",
         "chunk_tokens",
         "completion_tokens",
@@ -43,10 +45,15 @@ class Progress:
         "idle_expired",
         "last_read_ns",
         "prompt_tokens",
+        "reasoning_estimate",
+        "reasoning_texts",
+        "reasoning_tokens",
         "status",
+        "t_first_answer_ns",
         "t_first_ns",
         "t_last_ns",
         "template",
+        "template_reasoning",
         "texts",
     )
 
@@ -57,14 +64,21 @@ class Progress:
         self.chunk_times_ns = array("q")
         self.chunk_tokens: array[int] | None = array("q")
         self.t_first_ns: int | None = None
+        self.t_first_answer_ns: int | None = None
         self.t_last_ns: int | None = None
         self.prompt_tokens: int | None = None
+        self.cached_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.estimated_tokens = 0
+        # Reasoning tokens: the server's count when it gives one, else the estimate.
+        self.reasoning_tokens: int | None = None
+        self.reasoning_estimate = 0
         self.status: int | None = None
         self.template: tuple[bytes, bytes] | None = None
+        self.template_reasoning = False
         # Output text, kept only to count it with a tokenizer when the server sends no usage.
         self.texts: list[str] | None = [] if collect_text else None
+        self.reasoning_texts: list[str] | None = [] if collect_text else None
 
 
 def tokens_out(
@@ -78,12 +92,25 @@ def tokens_out(
     return progress.estimated_tokens, "estimate"
 
 
+def reasoning_tokens(
+    progress: Progress, count_tokens: Callable[[str], int] | None = None
+) -> int | None:
+    """Output tokens that were reasoning (server usage, else counted); None when none came."""
+    if progress.reasoning_tokens is not None:
+        return progress.reasoning_tokens
+    if not progress.reasoning_estimate:
+        return None
+    if count_tokens is not None and progress.reasoning_texts is not None:
+        return count_tokens("".join(progress.reasoning_texts))
+    return progress.reasoning_estimate
+
+
 async def read_stream(
     resp: aiohttp.ClientResponse,
     progress: Progress,
     deadline: asyncio.Timeout,
     total_deadline: float,
-    markers: tuple[bytes, bytes],
+    markers: tuple[bytes, ...],
 ) -> None:
     """Read an SSE stream into `progress`: token chunk times, usage, errors."""
     parser = SSEParser()
@@ -112,7 +139,7 @@ async def read_stream(
 
 
 def apply_events(
-    payloads: list[bytes], now_ns: int, progress: Progress, markers: tuple[bytes, bytes]
+    payloads: list[bytes], now_ns: int, progress: Progress, markers: tuple[bytes, ...]
 ) -> bool:
     """Apply the events of one read to `progress`; True when the first token was among them.
 
@@ -129,12 +156,19 @@ def apply_events(
             continue
         chunks = len(progress.chunk_times_ns)
         first |= _on_event(payload, now_ns, progress)
-        # Text kept for counting needs every chunk decoded, so no template then.
-        if template is None and len(progress.chunk_times_ns) > chunks and progress.texts is None:
-            progress.template = chunk_template(payload, markers)
+        # A decoded token chunk did not fit the template: the stream may have gone from
+        # reasoning to answer. Text kept for counting needs every chunk decoded: no template.
+        if len(progress.chunk_times_ns) > chunks and progress.texts is None:
+            _take_template(progress, chunk_template(payload, markers))
     if plain:
         _on_plain_token_chunks(progress, now_ns, plain)
     return first
+
+
+def _take_template(progress: Progress, template: tuple[bytes, bytes] | None) -> None:
+    """Count later chunks that fit `template` without decoding them, as its kind of text."""
+    progress.template = template
+    progress.template_reasoning = template is not None and is_reasoning_template(template)
 
 
 def _on_event(payload: bytes, now_ns: int, progress: Progress) -> bool:
@@ -150,21 +184,38 @@ def _on_event(payload: bytes, now_ns: int, progress: Progress) -> bool:
     message = error_of(obj)
     if message is not None:
         raise RequestFailed("bad_stream", f"server error in stream: {message}")
-    prompt, completion = usage_of(obj)
+    prompt, completion, reasoning, cached = usage_of(obj)
     if prompt is not None:
         progress.prompt_tokens = prompt
-    text = choice_text(obj)
-    if text:
-        if progress.texts is not None:
-            progress.texts.append(text)
+    if reasoning is not None:
+        progress.reasoning_tokens = reasoning
+    if cached is not None:
+        progress.cached_tokens = cached
+    answer, thinking = output_parts(obj)
+    if answer or thinking:
+        _on_text(progress, answer, thinking)
+        if answer and progress.t_first_answer_ns is None:
+            progress.t_first_answer_ns = now_ns
         return _on_token_chunk(progress, now_ns, completion)
     if completion is not None:
         progress.completion_tokens = completion
     return False
 
 
+def _on_text(progress: Progress, answer: str, reasoning: str) -> None:
+    """Count a chunk's reasoning and keep its text where a tokenizer will count it."""
+    if reasoning:
+        progress.reasoning_estimate += 1
+        if progress.reasoning_texts is not None:
+            progress.reasoning_texts.append(reasoning)
+    if progress.texts is not None:
+        progress.texts.append(reasoning + answer)
+
+
 def _on_plain_token_chunks(progress: Progress, now_ns: int, count: int) -> None:
     """Record `count` token chunks without usage, all read at `now_ns`."""
+    if progress.template_reasoning:
+        progress.reasoning_estimate += count
     progress.chunk_times_ns.extend([now_ns] * count)
     progress.t_last_ns = now_ns
     progress.estimated_tokens += count
@@ -202,8 +253,13 @@ async def read_whole(resp: aiohttp.ClientResponse, progress: Progress) -> None:
     message = error_of(obj)
     if message is not None:
         raise RequestFailed("bad_stream", f"server error: {message}")
-    progress.prompt_tokens, progress.completion_tokens = usage_of(obj)
-    text = choice_text(obj)
-    progress.estimated_tokens = estimate_tokens(text)
+    usage = usage_of(obj)
+    progress.prompt_tokens, progress.completion_tokens = usage.prompt, usage.completion
+    progress.reasoning_tokens, progress.cached_tokens = usage.reasoning, usage.cached
+    answer, reasoning = output_parts(obj)
+    progress.reasoning_estimate = estimate_tokens(reasoning)
+    progress.estimated_tokens = estimate_tokens(answer) + progress.reasoning_estimate
+    if progress.reasoning_texts is not None:
+        progress.reasoning_texts.append(reasoning)
     if progress.texts is not None:
-        progress.texts.append(text)
+        progress.texts.append(reasoning + answer)

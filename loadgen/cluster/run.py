@@ -22,6 +22,11 @@ def shard_count(config: RunConfig) -> int:
 def check_split(config: RunConfig) -> None:
     """ConfigError when a step's load cannot give every shard something to send."""
     shards, load = shard_count(config), config.load
+    if config.workload.sessions:
+        raise ConfigError(
+            "--dataset: multi-turn sessions run in one process for now (no --processes, no "
+            "master): a session's turns must come from the process that holds its history"
+        )
     if load.duration_s is not None:
         least_rps = shards / load.duration_s
         for rate_rps in load.rates_rps:

@@ -96,6 +96,11 @@ def pack_records(records: Sequence[RequestRecord]) -> bytes:
             r.error_kind,
             r.error,
             r.status,
+            r.t_first_answer_ns,
+            r.reasoning_tokens,
+            r.cached_tokens,
+            r.session,
+            r.turn,
         )
         for r in records
     ]
@@ -111,7 +116,8 @@ def unpack_records(blob: bytes, shard: Shard, shift_ns: int = 0) -> list[Request
 
 def _record(row: Sequence[Any], shard: Shard, shift_ns: int) -> RequestRecord:
     (index, sched, send, slot_wait, done, first, last, tokens_in, tokens_out, source,
-     times, tokens, error_kind, error, status) = row  # fmt: skip
+     times, tokens, error_kind, error, status, first_answer, reasoning, cached, session,
+     turn) = row  # fmt: skip
     chunk_times = _int64_array(times, shift_ns)
     return RequestRecord(
         index=shard_index(index, shard),
@@ -130,6 +136,11 @@ def _record(row: Sequence[Any], shard: Shard, shift_ns: int) -> RequestRecord:
         error=error,
         status=status,
         shard=shard.index,
+        t_first_answer_ns=None if first_answer is None else first_answer + shift_ns,
+        reasoning_tokens=reasoning,
+        cached_tokens=cached,
+        session=session,
+        turn=turn,
     )
 
 

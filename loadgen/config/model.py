@@ -27,6 +27,7 @@ from loadgen.config.types import (
     Opt,
     Rates,
     Section,
+    ServerMetrics,
     Slos,
     field_error,
     merge_headers,
@@ -36,6 +37,7 @@ from loadgen.config.types import (
 from loadgen.core.arrivals import ARRIVAL_KINDS
 from loadgen.workloads.loaders import FORMATS
 from loadgen.workloads.scenarios import SCENARIOS
+from loadgen.workloads.sessions import SESSIONS_SCENARIO, parse_turns
 from loadgen.workloads.templates import PROMPT_TEMPLATES
 
 TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -93,6 +95,11 @@ class TargetConfig(Section):
     )
     request_timeout_s: Annotated[float, Opt(name="request_timeout")] = Field(
         3600.0, gt=0, description="seconds a whole request may take"
+    )
+    server_metrics: Annotated[ServerMetrics, Opt(metavar="auto|off|URL")] = Field(
+        "auto",
+        description="scrape the server's Prometheus metrics around each step: auto (its "
+        "/metrics, when it serves vLLM's), off, or the metrics URL",
     )
 
     def body_fields(self) -> dict[str, Any]:
@@ -184,7 +191,8 @@ class WorkloadConfig(Section):
 
     dataset: str = Field(
         "synthetic",
-        description="'synthetic', a paper scenario (s2s, s2l, l2s, s16k) or a dataset file",
+        description="'synthetic', a paper scenario (s2s, s2l, l2s, s16k), 'chat-sessions' "
+        "(multi-turn) or a dataset file",
     )
     dataset_format: Annotated[str, Choice(("auto", *FORMATS), "dataset format")] = Field(
         "auto", description="file format (auto: detected from the first entry)"
@@ -199,17 +207,75 @@ class WorkloadConfig(Section):
     prompt_template: Annotated[str, Choice(tuple(PROMPT_TEMPLATES), "template")] | None = Field(
         None, description="wrap completions prompts in a chat template"
     )
+    prefix_tokens: int = Field(
+        0,
+        ge=0,
+        description="generated prompts start with one of --num-prefixes shared prefixes "
+        "of N tokens",
+    )
+    num_prefixes: int = Field(1, ge=1, description="distinct shared prefixes")
+    prefix_zipf: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Zipf exponent of prefix popularity (default: every prefix equally likely)",
+    )
+    multi_turn: bool = Field(
+        False,
+        description="send each conversation of a sharegpt or messages dataset as a session of "
+        "turns (as chat-sessions does)",
+    )
+    turns: Annotated[str, Opt(metavar="N|LOW:HIGH")] = Field(
+        "4", description="turns per chat-sessions session (uniform in LOW:HIGH)"
+    )
+    think_time_s: Annotated[float, Opt(name="think_time", metavar="S")] = Field(
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="mean seconds between an answer and the session's next turn (exponential)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> WorkloadConfig:
         if self.shuffle and self.replacement:
             raise field_error("replacement", "shuffle and replacement exclude each other")
+        if self.prefix_tokens and not self.forced_lengths:
+            raise field_error(
+                "prefix_tokens",
+                "shared prefixes are for generated workloads (synthetic or a "
+                "scenario), not dataset files",
+            )
+        if not self.prefix_tokens and (self.num_prefixes != 1 or self.prefix_zipf is not None):
+            raise field_error("num_prefixes", "num_prefixes and prefix_zipf need prefix_tokens")
+        self._check_sessions()
         return self
+
+    def _check_sessions(self) -> None:
+        try:
+            parse_turns(self.turns)
+        except ValueError as exc:
+            raise field_error("turns", str(exc)) from None
+        if self.multi_turn and (self.dataset == "synthetic" or self.dataset in SCENARIOS):
+            raise field_error(
+                "multi_turn",
+                f"multi_turn reads a dataset file's conversations (or use "
+                f"--dataset {SESSIONS_SCENARIO})",
+            )
+        if self.sessions and self.prefix_tokens:
+            raise field_error(
+                "prefix_tokens",
+                "sessions share their own history: shared prefixes are for single requests",
+            )
+
+    @property
+    def sessions(self) -> bool:
+        """True when each step sends multi-turn sessions rather than single requests."""
+        return self.multi_turn or self.dataset == SESSIONS_SCENARIO
 
     @property
     def forced_lengths(self) -> bool:
         """True for generated workloads, whose output lengths only mean something if forced."""
-        return self.dataset == "synthetic" or self.dataset in SCENARIOS
+        return self.dataset in ("synthetic", SESSIONS_SCENARIO) or self.dataset in SCENARIOS
 
 
 class OutputConfig(Section):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from loadgen.config.types import Choice, Opt, Section
 from loadgen.sim.engine import Policy
 from loadgen.sim.presets import GPUS, MODELS
+from loadgen.sim.reasoning import parse_reasoning
 from loadgen.sim.requests import Flavor
 
 
@@ -41,6 +42,23 @@ class SimConfig(Section):
     eos_mean_tokens: float = Field(
         256.0, gt=0, description="mean output length when a request does not set ignore_eos"
     )
+    enable_prefix_caching: bool | None = Field(
+        None, description="vLLM's automatic prefix caching: cached prompt blocks skip prefill (on)"
+    )
+    reasoning_tokens: Annotated[str, Opt(metavar="N|LOW:HIGH")] = Field(
+        "0",
+        description="each request's first N output tokens (uniform in LOW:HIGH) are reasoning, "
+        "streamed apart from the answer; 0: none",
+    )
+
+    @field_validator("reasoning_tokens", mode="before")
+    @classmethod
+    def _reasoning(cls, value: object) -> str:
+        text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if not isinstance(text, str):
+            raise ValueError("expected N or LOW:HIGH (tokens)")
+        parse_reasoning(text)
+        return text.strip()
 
     @property
     def label(self) -> str:

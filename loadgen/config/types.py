@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import orjson
 from pydantic import (
@@ -258,3 +259,18 @@ def _http_url(value: str) -> str:
 
 
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+def _server_metrics(value: str) -> str:
+    if value in ("auto", "off"):
+        return value
+    try:
+        url = _http_url(value)
+    except ValueError:
+        raise ValueError("must be 'auto', 'off' or an http:// or https:// URL") from None
+    if "@" in urlsplit(url).netloc:
+        raise ValueError("must not hold credentials (they would be written to the results)")
+    return url
+
+
+ServerMetrics = Annotated[str, AfterValidator(_server_metrics)]

@@ -36,6 +36,13 @@ DISTRIBUTIONS: tuple[DistributionSpec, ...] = (
         "ttft_sched_s", "TTFT from schedule", "Time to first token from schedule (s)."
     ),
     DistributionSpec(
+        "ttfa_s",
+        "TTFA",
+        "Time to first answer token, after any reasoning, from send (s).",
+        "ttfa",
+        TTFT_BUCKETS_S,
+    ),
+    DistributionSpec(
         "tpot_s", "TPOT", "Time per output token after the first (s).", "tpot", ITL_BUCKETS_S
     ),
     DistributionSpec(

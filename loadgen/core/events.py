@@ -39,13 +39,18 @@ class TargetInfo:
 
 @dataclass(slots=True)
 class StepProgress:
-    """Live counters of the step in progress; `t_start_ns` is the schedule origin (ns)."""
+    """Live counters of the step in progress; `t_start_ns` is the schedule origin (ns).
+
+    In a step of multi-turn `sessions`, `num_planned` and `trim` count sessions, and `sent`,
+    `done` and `errors` requests.
+    """
 
     step: int
     target_rate_rps: float
     num_planned: int
     trim: int
     t_start_ns: int
+    sessions: bool = False
     sent: int = 0
     done: int = 0
     errors: int = 0

@@ -31,7 +31,9 @@ class RequestLatencies:
     """One value per record, in the records' order (s unless the name says otherwise).
 
     `ttft_s` to `per_token_latency_s` are NaN for failures and for what a request did not
-    measure; `queue_s` and `pacer_lateness_s` are defined for every record sent.
+    measure (`ttfa_s` also when no answer text came); `queue_s` and `pacer_lateness_s` are
+    defined for every record sent. `reasoning_tokens` is NaN where a request reported none;
+    `answer_tokens` is the rest of its output tokens.
     """
 
     ok: BoolArray
@@ -40,11 +42,14 @@ class RequestLatencies:
     end_ns: IntArray
     ttft_s: FloatArray
     ttft_sched_s: FloatArray
+    ttfa_s: FloatArray
     tpot_s: FloatArray
     e2e_s: FloatArray
     per_token_latency_s: FloatArray
     queue_s: FloatArray
     pacer_lateness_s: FloatArray
+    reasoning_tokens: FloatArray
+    answer_tokens: FloatArray
 
     def column(self, name: str) -> FloatArray:
         """The column called `name` (a per-request distribution's field name)."""
@@ -52,8 +57,16 @@ class RequestLatencies:
         return values
 
 
+def _nan_where_none(values: Iterable[int | None], count: int) -> FloatArray:
+    """`values` as floats, NaN where None."""
+    return np.fromiter(
+        (np.nan if value is None else value for value in values), dtype=np.float64, count=count
+    )
+
+
 def request_latencies(records: Sequence[RequestRecord]) -> RequestLatencies:
-    """TTFT (from send and from schedule), TPOT, E2E, per-token latency, queue and lateness."""
+    """TTFT (from send and from schedule), TTFA, TPOT, E2E, per-token latency, queue, lateness
+    and reasoning and answer tokens."""
     n = len(records)
     ok = np.fromiter((r.ok for r in records), dtype=np.bool_, count=n)
     send = ints((r.t_send_ns for r in records), n)
@@ -74,6 +87,12 @@ def request_latencies(records: Sequence[RequestRecord]) -> RequestLatencies:
     per_token = np.full(n, np.nan)
     per_token[has_per_token] = e2e[has_per_token] / tokens[has_per_token]
     queue_ns = send - sched
+    answer_send = ints((r.t_first_answer_ns or r.t_send_ns for r in records), n)
+    answered = streamed & np.fromiter(
+        (r.t_first_answer_ns is not None for r in records), np.bool_, count=n
+    )
+    reasoning = _nan_where_none((r.reasoning_tokens for r in records), n)
+    reasoning[~ok] = np.nan
     return RequestLatencies(
         ok=ok,
         tokens_out=tokens,
@@ -81,11 +100,14 @@ def request_latencies(records: Sequence[RequestRecord]) -> RequestLatencies:
         end_ns=end,
         ttft_s=ttft,
         ttft_sched_s=ttft_sched,
+        ttfa_s=np.where(answered, (answer_send - send) / NS_PER_S, np.nan),
         tpot_s=tpot,
         e2e_s=e2e,
         per_token_latency_s=per_token,
         queue_s=queue_ns / NS_PER_S,
         pacer_lateness_s=(queue_ns - slot_wait) / NS_PER_S,
+        reasoning_tokens=reasoning,
+        answer_tokens=np.where(ok, np.maximum(tokens - np.nan_to_num(reasoning), 0), np.nan),
     )
 
 

@@ -39,7 +39,12 @@ class RequestRecord:
     `chunk_times_ns` holds the arrival of every token-carrying chunk of a stream (empty when
     not streamed); `chunk_tokens` the tokens each of those chunks carried, when known. Both
     are best held compact (`array("q")`): a step keeps every stream's until it is summarised.
-    `t_first_ns` is None for non-streamed requests (no time to first token is observable).
+    `t_first_ns` is None for non-streamed requests (no time to first token is observable);
+    `t_first_answer_ns` is the first chunk of answer (not reasoning) text, None when none came.
+    `reasoning_tokens` counts the output tokens that were reasoning (part of `tokens_out`),
+    None when the server sent no reasoning and reported none; `cached_tokens` the prompt
+    tokens the server found in its prefix cache, when it said. A turn of a multi-turn session
+    has its `session` (start order in the step, from 0) and `turn` (from 1).
     `shard` is the shard that sent it, in a run of several (None: a one-process run). A `lost`
     record is a request whose shard was lost before it told how the request ended.
     """
@@ -60,6 +65,11 @@ class RequestRecord:
     error: str | None = None
     status: int | None = None
     shard: int | None = None
+    t_first_answer_ns: int | None = None
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
+    session: int | None = None
+    turn: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -68,12 +78,20 @@ class RequestRecord:
 
 
 def phase_of(index: int, num_requests: int, trim: int) -> Phase:
-    """The trim-rule phase of send index `index` in a step of `num_requests`."""
+    """The trim-rule phase of send index `index` in a step of `num_requests` (or of session
+    start index `index` in a step of `num_requests` sessions)."""
     if index < trim:
         return "warmup"
     if index >= num_requests - trim:
         return "cooldown"
     return "measure"
+
+
+def record_phase(record: RequestRecord, num_planned: int, trim: int) -> Phase:
+    """The trim-rule phase of `record` in a step of `num_planned` requests, or of sessions when
+    it is a session's turn (sessions are trimmed by start order)."""
+    number = record.index if record.session is None else record.session
+    return phase_of(number, num_planned, trim)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +114,8 @@ class StepFigures:
     """Every figure of one step over one set of requests (trimmed, or all sent).
 
     Throughputs are per second of `window_s`; they are 0.0 when no request succeeded and
-    `window_s` is None. Distributions are None when they have no sample. `send_gap_ks` and its
+    `window_s` is None. Distributions are None when they have no sample. Reasoning and answer
+    token means (per success) are None when no success reported reasoning. `send_gap_ks` and its
     p-value test the send gaps against the target rate's exponential (finite rates only);
     `send_count_dispersion` is the variance over mean of sends per 100 ms window.
     """
@@ -110,6 +129,8 @@ class StepFigures:
     sequence_throughput_rps: float
     output_token_throughput_tps: float
     total_token_throughput_tps: float | None
+    reasoning_tokens_mean: float | None
+    answer_tokens_mean: float | None
     goodput_rps: float | None
     achieved_rate_rps: float | None
     send_gap_cv: float | None
@@ -118,6 +139,7 @@ class StepFigures:
     send_count_dispersion: float | None
     ttft_s: Distribution | None
     ttft_sched_s: Distribution | None
+    ttfa_s: Distribution | None
     tpot_s: Distribution | None
     itl_s: Distribution | None
     e2e_s: Distribution | None
@@ -137,11 +159,81 @@ class ShardFigures:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnFigures:
+    """The kept requests of one turn number (from 1) of a step's sessions.
+
+    `cached_share` is the share of their prompt tokens the server said it found cached (None
+    when it did not say).
+    """
+
+    turn: int
+    num_requests: int
+    num_ok: int
+    tokens_in_mean: float | None
+    cached_share: float | None
+    ttft_s: Distribution | None
+    e2e_s: Distribution | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFigures:
+    """The kept sessions of a step (trimmed by session start order) and their turns.
+
+    `num_started` counts every session the step started (before trimming); `num_sessions` the
+    kept ones. `session_rate_sps` is the achieved rate of kept session starts (sessions/s);
+    `turns_ok` the turns each session completed; `duration_s` from a session's first send to
+    its last answer's end; `num_broken` sessions ended early by a failed turn.
+    """
+
+    num_started: int
+    num_sessions: int
+    num_broken: int
+    session_rate_sps: float | None
+    turns_ok: Distribution | None
+    duration_s: Distribution | None
+    turns: tuple[TurnFigures, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFigures:
+    """The server's own view of one step, from its Prometheus metrics scraped around it.
+
+    Token and preemption counts are counter deltas from the step's first scrape to its last,
+    beside what the client counted over every request it sent in the step (`client_*`);
+    `tokens_mismatch` says how they disagree, None when they agree. Gauges are sampled at every
+    scrape (`scrapes` of them). Latency means (s) come from the server's histogram deltas. A
+    figure is None when the server does not expose its metric.
+    """
+
+    url: str
+    scrapes: int
+    prompt_tokens: int | None
+    generation_tokens: int | None
+    client_prompt_tokens: int | None
+    client_generation_tokens: int | None
+    tokens_mismatch: str | None
+    prefix_cache_queries: int | None
+    prefix_cache_hits: int | None
+    prefix_cache_hit_rate: float | None
+    preemptions: int | None
+    running_max: float | None
+    running_mean: float | None
+    waiting_max: float | None
+    waiting_mean: float | None
+    kv_cache_usage_max: float | None
+    ttft_mean_s: float | None
+    itl_mean_s: float | None
+    e2e_mean_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class StepSummary:
     """One finished step of a sweep: the trimmed figures, the untrimmed ones, and flags.
 
     `invalid` says why the step's figures cannot be trusted (a shard lost mid-step); `shards`
-    holds each shard's figures in a run of several (empty for one process).
+    holds each shard's figures in a run of several (empty for one process); `server` the
+    server's own view of the step, when its metrics were scraped; `sessions` the figures of a
+    step of multi-turn sessions (kept by session start order, not send order).
     """
 
     step: int
@@ -157,3 +249,5 @@ class StepSummary:
     invalid: str | None = None
     shards: tuple[ShardFigures, ...] = ()
     capped_sends: int = 0
+    server: ServerFigures | None = None
+    sessions: SessionFigures | None = None

@@ -28,6 +28,7 @@ from loadgen.core.records import (
     StepSummary,
     TokensSource,
 )
+from loadgen.core.sessions import kept_sessions, session_figures
 
 SLO_KEYS = ("ttft", "tpot", "e2e", "per_token")
 
@@ -123,6 +124,16 @@ def _present(values: FloatArray) -> Distribution | None:
     return distribution(values[~np.isnan(values)])
 
 
+def _reasoning_means(lat: RequestLatencies) -> tuple[float | None, float | None]:
+    """Mean reasoning and answer tokens per success; None when no success reported reasoning."""
+    reported = ~np.isnan(lat.reasoning_tokens)
+    if not reported.any():
+        return None, None
+    # A success that reported no reasoning spent all its output on the answer.
+    reasoning = np.where(reported, lat.reasoning_tokens, 0.0)[lat.ok]
+    return float(reasoning.mean()), float(lat.answer_tokens[lat.ok].mean())
+
+
 def _rate(count: float, window_s: float | None) -> float:
     """`count` per second of the window; 0.0 when there is no (or an empty) window."""
     if window_s is None or window_s <= 0:
@@ -161,6 +172,7 @@ def step_figures(
     if window_s is None or all(r.tokens_in is not None for r in ok):
         total_tps = _rate(tokens_out + sum(r.tokens_in or 0 for r in ok), window_s)
     goodput = _rate(int(_meets_slos(lat, slos).sum()), window_s) if slos else None
+    reasoning_mean, answer_mean = _reasoning_means(lat)
     errors = Counter(r.error_kind for r in ordered if r.error_kind is not None)
     # Merged shards' sends follow the schedule's order, not always the clock's by a few µs.
     achieved, cv = _send_figures(np.sort(lat.send_ns))
@@ -175,6 +187,8 @@ def step_figures(
         sequence_throughput_rps=_rate(len(ok), window_s),
         output_token_throughput_tps=_rate(tokens_out, window_s),
         total_token_throughput_tps=total_tps,
+        reasoning_tokens_mean=reasoning_mean,
+        answer_tokens_mean=answer_mean,
         goodput_rps=goodput,
         achieved_rate_rps=achieved,
         send_gap_cv=cv,
@@ -204,17 +218,25 @@ def summarize_step(
     saturation_lateness_s: float = SATURATION_LATENESS_S,
     invalid: str | None = None,
     capped_sends: int = 0,
+    num_sessions: int | None = None,
 ) -> StepSummary:
     """Trimmed (send index in `[trim, num_sent - trim)`) and untrimmed figures of one step.
 
-    The client is saturated when the pacer's lateness p99 over the kept requests, or any
-    shard's, passes `saturation_lateness_s`.
+    A step of `num_sessions` multi-turn sessions is trimmed by session start order instead:
+    the turns of sessions `[trim, num_sessions - trim)` are kept. The client is saturated when
+    the pacer's lateness p99 over the kept requests, or any shard's, passes
+    `saturation_lateness_s`.
     """
     if trim < 0:
         raise ValueError(f"trim must be >= 0 requests, got {trim}")
     ordered = sorted(records, key=lambda r: r.index)
-    kept = [r for r in ordered if trim <= r.index < num_sent - trim]
-    trimmed = step_figures(kept, slos, target_rate_rps)
+    if num_sessions is None:
+        kept = [r for r in ordered if trim <= r.index < num_sent - trim]
+    else:
+        kept = kept_sessions(ordered, num_sessions, trim)
+    # Turns follow answers, not the arrival process: only session starts are Poisson.
+    gap_rate_rps = target_rate_rps if num_sessions is None else None
+    trimmed = step_figures(kept, slos, gap_rate_rps)
     shards = shard_figures(kept)
     late_p99s = [trimmed.pacer_lateness_s.p99] if trimmed.pacer_lateness_s is not None else []
     late_p99s += [shard.lateness_p99_s for shard in shards if shard.lateness_p99_s is not None]
@@ -231,7 +253,7 @@ def summarize_step(
         num_sent=num_sent,
         trim=trim,
         trimmed=trimmed,
-        untrimmed=step_figures(ordered, slos, target_rate_rps),
+        untrimmed=step_figures(ordered, slos, gap_rate_rps),
         client_saturated=saturated,
         interrupted=interrupted,
         tokens_source=_tokens_source(kept, ordered),
@@ -239,6 +261,9 @@ def summarize_step(
         invalid=invalid,
         shards=shards,
         capped_sends=capped_sends,
+        sessions=None
+        if num_sessions is None
+        else session_figures(kept, num_sessions, distribution),
     )
 
 

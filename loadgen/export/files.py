@@ -25,17 +25,22 @@ from loadgen.core.latency import request_latencies
 from loadgen.core.records import (
     Distribution,
     RequestRecord,
+    ServerFigures,
     StepFigures,
     StepSummary,
-    phase_of,
+    record_phase,
 )
 from loadgen.version import __version__
 
 # Per-request latencies written on each requests.jsonl row (None where not measured).
-ROW_LATENCIES = ("ttft_s", "tpot_s", "e2e_s", "per_token_latency_s")
+ROW_LATENCIES = ("ttft_s", "ttfa_s", "tpot_s", "e2e_s", "per_token_latency_s")
 # Rows encoded and written at a time: a step's rows never sit in memory all at once.
 _ROWS_PER_WRITE = 10_000
 _CSV_STATS = ("mean", "p50", "p90", "p99")
+# The server's view of a step in summary.csv (as server_<name> columns).
+_SERVER_COLUMNS = tuple(
+    item.name for item in fields(ServerFigures) if item.name not in ("url", "tokens_mismatch")
+)
 
 
 def _json_value(value: Any) -> Any:
@@ -76,6 +81,8 @@ def summary_dict(summary: StepSummary) -> dict[str, Any]:
         "duration_s": summary.duration_s,
         **trimmed,
         "shards": [asdict(shard) for shard in summary.shards],
+        "server": None if summary.server is None else asdict(summary.server),
+        "sessions": None if summary.sessions is None else asdict(summary.sessions),
         "untrimmed": figures_dict(summary.untrimmed),
     }
 
@@ -85,6 +92,9 @@ def csv_row(summary: StepSummary) -> dict[str, Any]:
     data = summary_dict(summary)
     data.pop("untrimmed")
     data.pop("shards")
+    data |= _session_columns(data.pop("sessions"))
+    server = data.pop("server") or {}
+    data |= {f"server_{name}": server.get(name) for name in _SERVER_COLUMNS}
     data["errors_by_kind"] = ";".join(f"{k}={v}" for k, v in data["errors_by_kind"].items())
     for name in DISTRIBUTION_FIELDS:
         dist = data.pop(name)
@@ -93,12 +103,29 @@ def csv_row(summary: StepSummary) -> dict[str, Any]:
     return data
 
 
+def _session_columns(sessions: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A step's session figures as summary.csv columns (none for a step of single requests)."""
+    if sessions is None:
+        return {}
+    means = {name: (sessions[name] or {}).get("mean") for name in ("turns_ok", "duration_s")}
+    return {
+        "sessions_started": sessions["num_started"],
+        "sessions_kept": sessions["num_sessions"],
+        "sessions_broken": sessions["num_broken"],
+        "session_rate_sps": sessions["session_rate_sps"],
+        "session_turns_ok_mean": means["turns_ok"],
+        "session_duration_mean_s": means["duration_s"],
+    }
+
+
 def request_rows(
     records: Sequence[RequestRecord], summary: StepSummary, t_start_ns: int
 ) -> Iterator[dict[str, Any]]:
     """Each request of a step as a requests.jsonl row; times in s from the step's origin."""
     latencies = request_latencies(records)
     columns = {name: latencies.column(name) for name in ROW_LATENCIES}
+    sessions = summary.sessions
+    planned = summary.num_sent if sessions is None else sessions.num_started
 
     def since_start(t_ns: int | None) -> float | None:
         return None if t_ns is None else (t_ns - t_start_ns) / 1e9
@@ -108,22 +135,28 @@ def request_rows(
             "step": summary.step,
             "target_rate_rps": _json_value(summary.target_rate_rps),
             "index": record.index,
-            "phase": phase_of(record.index, summary.num_sent, summary.trim),
+            "phase": record_phase(record, planned, summary.trim),
             "ok": record.ok,
             "t_sched_s": since_start(record.t_sched_ns),
             "t_send_s": since_start(record.t_send_ns),
             "t_first_s": since_start(record.t_first_ns),
+            "t_first_answer_s": since_start(record.t_first_answer_ns),
             "t_last_s": since_start(record.t_last_ns),
             "t_done_s": since_start(record.t_done_ns),
             "slot_wait_s": record.slot_wait_ns / 1e9,
             "tokens_in": record.tokens_in,
             "tokens_out": record.tokens_out,
             "tokens_source": record.tokens_source,
+            "reasoning_tokens": record.reasoning_tokens,
+            "cached_tokens": record.cached_tokens,
+            "session": record.session,
+            "turn": record.turn,
             "chunks": len(record.chunk_times_ns),
         }
         for name, column in columns.items():
             value = float(column[i])
             row[name] = None if np.isnan(value) else value
+
         row |= {"status": record.status, "error_kind": record.error_kind, "error": record.error}
         yield row
 

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from loadgen.core.distributions import EXPORTED, POOLED_FIELD
 from loadgen.core.events import RunObserver, StepProgress, TargetInfo
 from loadgen.core.latency import itl_samples, request_latencies
-from loadgen.core.records import Distribution, Phase, RequestRecord, StepSummary, phase_of
+from loadgen.core.records import Distribution, Phase, RequestRecord, StepSummary, record_phase
 from loadgen.export.histograms import BatchHistogram
 from loadgen.version import __version__
 
@@ -103,6 +103,12 @@ class PrometheusExporter(RunObserver):
             "loadgen_tokens", "Tokens of successful requests, by direction (input, output).",
             (*REQUEST_LABELS, "direction"), registry=registry,
         )  # fmt: skip
+        self.reasoning_tokens = Counter(
+            "loadgen_reasoning_tokens",
+            "Output tokens of successful requests that were reasoning (part of output tokens).",
+            REQUEST_LABELS,
+            registry=registry,
+        )
         self.histograms = {
             spec.field: BatchHistogram(
                 f"loadgen_{spec.metric}_seconds", spec.help, REQUEST_LABELS, spec.buckets
@@ -172,7 +178,7 @@ class PrometheusExporter(RunObserver):
 
     def on_request_done(self, progress: StepProgress, record: RequestRecord) -> None:
         """Count the request by status and tokens; queue it for the latency histograms."""
-        phase = phase_of(record.index, progress.num_planned, progress.trim)
+        phase = record_phase(record, progress.num_planned, progress.trim)
         labels = (*self._step, phase)
         self.in_flight.labels(*self._labels).set(progress.in_flight)
         self.requests.labels(*labels, record.error_kind or "ok").inc()
@@ -181,6 +187,8 @@ class PrometheusExporter(RunObserver):
                 self.tokens.labels(*labels, "input").inc(record.tokens_in)
             if record.tokens_out:
                 self.tokens.labels(*labels, "output").inc(record.tokens_out)
+            if record.reasoning_tokens:
+                self.reasoning_tokens.labels(*labels).inc(record.reasoning_tokens)
         self._pending[phase].append(record)
         if record.shard is not None:
             lateness_ns = record.t_send_ns - record.t_sched_ns - record.slot_wait_ns

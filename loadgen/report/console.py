@@ -15,6 +15,17 @@ from loadgen.core.distributions import DISTRIBUTIONS
 from loadgen.core.events import RunObserver, StepProgress, TargetInfo, TargetOutcome
 from loadgen.core.records import Distribution, RequestRecord, StepSummary
 from loadgen.core.stats import SATURATION_LATENESS_S
+from loadgen.report.server_view import (
+    SERVER_COLUMNS,
+    TURN_COLUMNS,
+    reasoning_rows,
+    scraped,
+    server_cells,
+    server_rows,
+    server_warnings,
+    session_rows,
+    turn_cells,
+)
 
 _REFRESH_S = 0.25
 
@@ -39,6 +50,15 @@ def _ks_text(statistic: float | None, pvalue: float | None) -> str:
 def progress_text(progress: StepProgress, now_ns: int) -> Text:
     """One status line: sent, done, errors, in flight and the rate actually sent."""
     elapsed_s = max((now_ns - progress.t_start_ns) / 1e9, 1e-9)
+    if progress.sessions:
+        return Text.assemble(
+            (f"step {progress.step + 1} @ {rate_text(progress.target_rate_rps)} sessions/s  ",
+             "bold"),
+            f"{progress.num_planned} sessions  requests sent {progress.sent}  "
+            f"done {progress.done}  ",
+            (f"errors {progress.errors}  ", "red" if progress.errors else ""),
+            f"in flight {progress.in_flight}",
+        )  # fmt: skip
     return Text.assemble(
         (f"step {progress.step + 1} @ {rate_text(progress.target_rate_rps)} req/s  ", "bold"),
         f"sent {progress.sent}/{progress.num_planned}  done {progress.done}  ",
@@ -50,10 +70,17 @@ def progress_text(progress: StepProgress, now_ns: int) -> Text:
 def summary_table(summary: StepSummary) -> Table:
     """The figures of one step (trimmed), as a table."""
     figures = summary.trimmed
+    rate = rate_text(summary.target_rate_rps)
     title = (
-        f"step {summary.step + 1}: target {rate_text(summary.target_rate_rps)} req/s, "
+        f"step {summary.step + 1}: target {rate} req/s, "
         f"kept {figures.num_requests} of {summary.num_sent} (trim {summary.trim})"
     )
+    if summary.sessions is not None:
+        title = (
+            f"step {summary.step + 1}: target {rate} sessions/s, kept "
+            f"{summary.sessions.num_sessions} of {summary.sessions.num_started} sessions "
+            f"(trim {summary.trim}): {figures.num_requests} of {summary.num_sent} requests"
+        )
     table = Table(title=title, title_justify="left")
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -72,6 +99,7 @@ def summary_table(summary: StepSummary) -> Table:
         dist: Distribution | None = getattr(figures, spec.field)
         values = (dist.mean, dist.p50, dist.p99) if dist else (None, None, None)
         rows.append((f"{spec.title} ms mean/p50/p99", " / ".join(_ms(v) for v in values)))
+    rows += reasoning_rows(figures) + session_rows(summary.sessions) + server_rows(summary.server)
     for name, value in rows:
         table.add_row(name, value)
     return table
@@ -103,6 +131,31 @@ def sweep_table(summaries: list[StepSummary]) -> Table:
     return table
 
 
+def turn_table(summary: StepSummary) -> Table | None:
+    """The kept sessions' figures by turn number; None for a step of single requests."""
+    if summary.sessions is None:
+        return None
+    table = Table(title="by turn (kept sessions)", title_justify="left")
+    for name in TURN_COLUMNS:
+        table.add_column(name, justify="right")
+    for cells in turn_cells(summary.sessions):
+        table.add_row(*cells)
+    return table
+
+
+def server_table(summaries: list[StepSummary]) -> Table | None:
+    """One row per step of the server's own view; None when no step's metrics were scraped."""
+    steps = scraped(summaries)
+    if not steps:
+        return None
+    table = Table(title="the server's view (from its /metrics)", title_justify="left")
+    for name in ("target req/s", *SERVER_COLUMNS):
+        table.add_column(name, justify="right")
+    for summary, server in steps:
+        table.add_row(rate_text(summary.target_rate_rps), *server_cells(server))
+    return table
+
+
 class ConsoleReporter(RunObserver):
     """Says which target is swept, shows progress while a step runs and its table when it ends,
     and each target's sweep table; silent when `quiet`."""
@@ -126,6 +179,8 @@ class ConsoleReporter(RunObserver):
         self.console.print(
             f"target {target.label}: {where}  model {target.model}{results}", highlight=False
         )
+        if "prefixes" in target.notes:
+            self.console.print(str(target.notes["prefixes"]), highlight=False)
 
     def on_step_start(self, progress: StepProgress) -> None:
         """Start a live status line, refreshed from the event loop (no extra thread)."""
@@ -149,6 +204,9 @@ class ConsoleReporter(RunObserver):
         if self.quiet:
             return
         self.console.print(summary_table(summary))
+        turns = turn_table(summary)
+        if turns is not None:
+            self.console.print(turns)
         for line in step_warnings(summary):
             self.console.print(f"[bold yellow]warning:[/] {line}")
 
@@ -167,6 +225,9 @@ class ConsoleReporter(RunObserver):
         self._stop_live()
         if not self.quiet and len(self._summaries) > 1:
             self.console.print(sweep_table(self._summaries))
+            server = server_table(self._summaries)
+            if server is not None:
+                self.console.print(server)
         self._summaries = []
 
     def _stop_live(self) -> None:
@@ -207,6 +268,7 @@ def step_warnings(summary: StepSummary) -> list[str]:
     if summary.trimmed.num_errors:
         kinds = ", ".join(f"{k} {v}" for k, v in summary.trimmed.errors_by_kind.items())
         warnings.append(f"{summary.trimmed.num_errors} kept requests failed ({kinds})")
+    warnings += server_warnings(summary)
     if summary.tokens_source == "estimate":
         warnings.append(
             "the server sent no token usage; output tokens are estimated (one per stream chunk)"

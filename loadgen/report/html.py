@@ -19,6 +19,14 @@ from typing import TYPE_CHECKING, Any
 from loadgen.core.distributions import DISTRIBUTIONS
 from loadgen.report.console import rate_text
 from loadgen.report.results import RunResults
+from loadgen.report.server_view import (
+    SERVER_COLUMNS,
+    TURN_COLUMNS,
+    reasoning_rows,
+    scraped,
+    server_cells,
+    turn_cells,
+)
 from loadgen.report.sweep_plot import plot_sweep
 
 if TYPE_CHECKING:
@@ -42,7 +50,8 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.8em; }
 """
 _COLUMNS = (
     "target req/s", "achieved req/s", "req/s", "out tok/s", "per-token ms p50",
-    "TTFT ms p50", "TTFT ms p99", "TPOT ms p50", "E2E s p50", "ok", "errors",
+    "TTFT ms p50", "TTFT ms p99", "TTFA ms p50", "TPOT ms p50", "E2E s p50",
+    "reasoning / answer tok", "ok", "errors",
 )  # fmt: skip
 
 
@@ -78,14 +87,51 @@ def _table(run: RunResults) -> str:
             _ms(f.per_token_latency_s.p50 if f.per_token_latency_s else None),
             _ms(f.ttft_s.p50 if f.ttft_s else None),
             _ms(f.ttft_s.p99 if f.ttft_s else None),
+            _ms(f.ttfa_s.p50 if f.ttfa_s else None),
             _ms(f.tpot_s.p50 if f.tpot_s else None),
             "-" if f.e2e_s is None else f"{f.e2e_s.p50:.2f}",
+            " / ".join(value for _, value in reasoning_rows(f)) or "-",
             str(f.num_ok),
             str(f.num_errors),
         )
-        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    head = "".join(f"<th>{html.escape(name)}</th>" for name in _COLUMNS)
-    return f'<table class="steps"><tr>{head}</tr>{"".join(rows)}</table>'
+        rows.append(_cells(cells))
+    return _html_table(_COLUMNS, rows)
+
+
+def _html_table(columns: Sequence[str], rows: Sequence[str], kind: str = "steps") -> str:
+    """A table (class `kind`) of `columns` over the already rendered `rows`."""
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in columns)
+    return f'<table class="{kind}"><tr>{head}</tr>{"".join(rows)}</table>'
+
+
+def _cells(cells: Sequence[str]) -> str:
+    return "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+
+
+def _turn_tables(run: RunResults) -> str:
+    """Each step of sessions' figures by turn number ('' for steps of single requests)."""
+    parts = []
+    for step in run.steps:
+        if step.sessions is None:
+            continue
+        rows = [_cells(cells) for cells in turn_cells(step.sessions)]
+        rate = rate_text(step.target_rate_rps)
+        parts.append(
+            f"<h3>{rate} sessions/s: by turn</h3>" + _html_table(TURN_COLUMNS, rows, "turns")
+        )
+    return "".join(parts)
+
+
+def _server_table(run: RunResults) -> str:
+    """The server's own view of each step, when its metrics were scraped ('' when never)."""
+    steps = scraped(run.steps)
+    if not steps:
+        return ""
+    rows = [
+        _cells((rate_text(step.target_rate_rps), *server_cells(server))) for step, server in steps
+    ]
+    title = "<h3>The server's view (from its /metrics)</h3>"
+    return title + _html_table(("target req/s", *SERVER_COLUMNS), rows, "server")
 
 
 def latency_figure(run: RunResults) -> Figure:
@@ -133,9 +179,10 @@ def render_report(runs: Sequence[RunResults]) -> str:
     for run in runs:
         config = json.dumps(dict(run.config), indent=2, sort_keys=True, default=str)
         latencies = _image(_png(latency_figure(run)), f"latencies of {run.label}")
+        prefixes = "" if run.prefixes is None else f"<p>{html.escape(run.prefixes)}</p>"
         sections.append(
-            f"<h2>{html.escape(run.label)}</h2><p>{html.escape(str(run.path))}</p>"
-            f"{_table(run)}{latencies}<details><summary>Configuration</summary>"
+            f"<h2>{html.escape(run.label)}</h2><p>{html.escape(str(run.path))}</p>{prefixes}"
+            f"{_table(run)}{_turn_tables(run)}{_server_table(run)}{latencies}<details><summary>Configuration</summary>"
             f"<pre>{html.escape(config)}</pre></details>"
         )
     body = "\n".join(sections)

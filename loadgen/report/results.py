@@ -11,10 +11,27 @@ from typing import Any
 import orjson
 
 from loadgen.core.distributions import DISTRIBUTION_FIELDS
-from loadgen.core.records import Distribution, ShardFigures, StepFigures, StepSummary
+from loadgen.core.records import (
+    Distribution,
+    ServerFigures,
+    SessionFigures,
+    ShardFigures,
+    StepFigures,
+    StepSummary,
+    TurnFigures,
+)
 
 # Figures that results written before they existed do not have.
-_ADDED_LATER = frozenset({"send_gap_ks", "send_gap_ks_pvalue", "send_count_dispersion"})
+_ADDED_LATER = frozenset(
+    {
+        "send_gap_ks",
+        "send_gap_ks_pvalue",
+        "send_count_dispersion",
+        "ttfa_s",
+        "reasoning_tokens_mean",
+        "answer_tokens_mean",
+    }
+)
 
 
 class ResultsError(ValueError):
@@ -23,13 +40,15 @@ class ResultsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class RunResults:
-    """One results folder: what was swept, its configuration, its steps, its request rows."""
+    """One results folder: what was swept, its configuration, its steps, its request rows, and
+    how its prompts shared prefixes (None: they did not)."""
 
     path: Path
     target: Mapping[str, Any]
     config: Mapping[str, Any]
     steps: tuple[StepSummary, ...]
     requests: tuple[Mapping[str, Any], ...]
+    prefixes: str | None = None
 
     @property
     def label(self) -> str:
@@ -76,6 +95,32 @@ def summary_from_dict(data: Mapping[str, Any]) -> StepSummary:
         invalid=data.get("invalid"),
         shards=tuple(ShardFigures(**shard) for shard in data.get("shards", ())),
         capped_sends=data.get("capped_sends", 0),
+        server=None if data.get("server") is None else ServerFigures(**data["server"]),
+        sessions=_sessions(data.get("sessions")),
+    )
+
+
+def _sessions(data: Mapping[str, Any] | None) -> SessionFigures | None:
+    """The SessionFigures `export.files.summary_dict` wrote, None for a step of requests."""
+    if data is None:
+        return None
+    turns = tuple(
+        TurnFigures(
+            **{
+                **turn,
+                "ttft_s": _distribution(turn["ttft_s"]),
+                "e2e_s": _distribution(turn["e2e_s"]),
+            }
+        )
+        for turn in data["turns"]
+    )
+    return SessionFigures(
+        **{
+            **data,
+            "turns_ok": _distribution(data["turns_ok"]),
+            "duration_s": _distribution(data["duration_s"]),
+            "turns": turns,
+        }
     )
 
 
@@ -106,7 +151,7 @@ def load_results(path: Path) -> RunResults:
     if not steps:
         raise ResultsError(f"{summary_path}: no finished step to report")
     rows = _request_rows(path / "requests.jsonl", document.get("requests_bytes"))
-    return RunResults(path, target, config, steps, rows)
+    return RunResults(path, target, config, steps, rows, document.get("prefixes"))
 
 
 def _request_rows(path: Path, committed: int | None) -> tuple[Mapping[str, Any], ...]:

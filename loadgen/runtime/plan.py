@@ -13,9 +13,17 @@ import numpy.typing as npt
 from loadgen.config import LoadConfig, RunConfig, TargetConfig
 from loadgen.core.arrivals import ArrivalKind, send_offsets_s, send_offsets_within_s
 from loadgen.core.records import RequestSpec
-from loadgen.core.shards import PROMPTS_KEY, Shard, deal, shard_offsets_s, shard_seed
-from loadgen.runtime.workload import build_workload, shape_prompts, token_counter, workload_rng
+from loadgen.core.shards import Shard, deal, shard_offsets_s
+from loadgen.runtime.workload import (
+    build_sessions,
+    build_workload,
+    shape_prompts,
+    step_specs,
+    token_counter,
+    workload_rng,
+)
 from loadgen.workloads import DatasetError, Workload
+from loadgen.workloads.sessions import Session, SessionWorkload
 from loadgen.workloads.tokenizers import ExactCounter
 from loadgen.workloads.tokens import EstimateCounter
 from loadgen.workloads.trace import TraceWorkload, load_trace
@@ -25,15 +33,17 @@ Offsets = npt.NDArray[np.float64]
 
 @dataclass(frozen=True, slots=True)
 class TargetPlan:
-    """The steps one target is sent: the workload, the rates (req/s), how send times are drawn.
+    """The steps one target is sent: the workload (or sessions), the rates (req/s), how send
+    times are drawn.
 
     `trace_offsets_s` is a replayed trace's schedule (s), the same at every step; otherwise the
     arrival process draws one per step. `forced_lengths`: the output lengths were drawn, and
     mean something only if the server is asked to keep to them. `output_counter` counts output
-    tokens with the target's tokenizer, for servers that stream no usage.
+    tokens with the target's tokenizer, for servers that stream no usage. With `sessions`,
+    each step sends multi-turn sessions: its rate and size count sessions, not requests.
     """
 
-    workload: Workload
+    workload: Workload | None
     rates_rps: tuple[float, ...]
     load: LoadConfig
     scenario: str
@@ -41,20 +51,26 @@ class TargetPlan:
     trace_offsets_s: Offsets | None = None
     output_counter: Callable[[str], int] | None = None
     shard: Shard | None = None
+    sessions: SessionWorkload | None = None
 
     def step(self, step: int, rate_rps: float) -> tuple[Sequence[RequestSpec], Offsets]:
         """Step `step`'s requests at `rate_rps` and their send offsets (s from the step start).
 
         A shard's plan gives its own share: its requests, drawn from its own seed.
         """
+        if self.workload is None:
+            raise RuntimeError("step() of a plan of sessions")
         offsets_s = self.offsets_s(rate_rps)
-        seed = self.load.seed
-        rng = (
-            workload_rng(seed, step)
-            if self.shard is None
-            else np.random.default_rng(shard_seed(seed, self.shard.index, PROMPTS_KEY, step))
-        )
-        return self.workload.specs(len(offsets_s), rng), offsets_s
+        specs = step_specs(self.workload, len(offsets_s), self.load.seed, step, self.shard)
+        return specs, offsets_s
+
+    def session_step(self, step: int, rate_rps: float) -> tuple[Sequence[Session], Offsets]:
+        """Step `step`'s sessions at `rate_rps` sessions/s and their start offsets (s)."""
+        if self.sessions is None:
+            raise RuntimeError("session_step() of a plan of single requests")
+        offsets_s = self.offsets_s(rate_rps)
+        rng = workload_rng(self.load.seed, step)
+        return self.sessions.sessions(len(offsets_s), rng), offsets_s
 
     def offsets_s(self, rate_rps: float, shard: Shard | None = None) -> Offsets:
         """A step's send offsets (s from its start) at `rate_rps`: this plan's, or, from the
@@ -92,6 +108,13 @@ def plan_target(config: RunConfig, target: TargetConfig, shard: Shard | None = N
     counter = token_counter(target.tokenizer)
     # The tokenizer also counts output tokens for servers that send no usage (DeepSpeed-MII).
     output_counter = None if isinstance(counter, EstimateCounter) else counter.count
+    if config.workload.sessions:
+        sessions = build_sessions(config.workload, counter)
+        forced = config.workload.forced_lengths
+        return TargetPlan(
+            None, load.rates_rps, load, sessions.name, forced, None, output_counter, shard,
+            sessions,
+        )  # fmt: skip
     if load.trace is None:
         workload = build_workload(config.workload, target.endpoint, counter, shard)
         scenario = Path(config.workload.dataset).name

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ from loadgen.runtime.plan import TargetPlan, plan_target, plot_title
 from loadgen.runtime.runner import StopSignal
 from loadgen.runtime.sweep import ShardError, StepExecutor, sweep_steps
 from loadgen.runtime.targets import OpenTarget, api_key, open_http, open_virtual
+from loadgen.runtime.workload import prefix_note
 from loadgen.sim.embedded import SimProcessError
 from loadgen.sim.settings import SimSetup, resolve
 
@@ -155,6 +156,10 @@ def virtual_problems(config: RunConfig) -> list[tuple[tuple[str, ...], str]]:
         problems.append((("load", "max_concurrency"), "not modelled in virtual time"))
     if config.cluster.processes is not None:
         problems.append((("cluster", "processes"), "virtual time runs in one process"))
+    if config.workload.sessions:
+        problems.append(
+            (("workload", "dataset"), "multi-turn sessions are sent to a server, not simulated")
+        )
     return problems
 
 
@@ -192,6 +197,12 @@ def _opener(
     return open_http(run.config, item.target, item.plan, hub, run.setup)
 
 
+def _notes(target_notes: Mapping[str, Any], config: RunConfig) -> dict[str, Any]:
+    """What summary.json says about the target and the workload (its shared prefixes)."""
+    note = prefix_note(config.workload)
+    return {**target_notes, **({"prefixes": note} if note is not None else {})}
+
+
 async def _sweep_target(
     run: _Run, index: int, item: _Planned, hub: RunObserver, facts: _RunFacts
 ) -> TargetOutcome:
@@ -218,11 +229,19 @@ async def _sweep_target(
                 out_dir=_target_dir(config, target),
                 plot_title=facts.plot_title,
                 config=facts.config,
-                notes=opened.notes,
+                notes=_notes(opened.notes, config),
             )
             hub.on_target_start(info)
             go_on = config.cluster.on_worker_loss == "continue"
-            await sweep_steps(item.plan, executor, hub, run.stop, steps, past_invalid=go_on)
+            await sweep_steps(
+                item.plan,
+                executor,
+                hub,
+                run.stop,
+                steps,
+                past_invalid=go_on,
+                scraper=opened.scraper,
+            )
     except TARGET_FAILURES as exc:
         error = exc
     label = info.label if info is not None else target.name or target.base_url or "simulator"

@@ -70,11 +70,11 @@ class StepRunner:
         drain_timeout_s: float,
         max_start_rate_rps: float | None = None,
     ) -> None:
-        self._sender = sender
-        self._pacer = pacer
+        self.sender = sender
+        self.pacer = pacer
         self.observer = observer
-        self._max_concurrency = max_concurrency
-        self._drain_timeout_s = drain_timeout_s
+        self.max_concurrency = max_concurrency
+        self.drain_timeout_s = drain_timeout_s
         self._max_start_rate_rps = max_start_rate_rps
 
     async def run(
@@ -88,7 +88,7 @@ class StepRunner:
 
         A finished request leaves only its record: no task of it is kept until the step ends.
         """
-        slots = asyncio.Semaphore(self._max_concurrency) if self._max_concurrency else None
+        slots = asyncio.Semaphore(self.max_concurrency) if self.max_concurrency else None
         records: list[RequestRecord | None] = [None] * len(specs)
         in_flight: set[asyncio.Task[None]] = set()
         deadlines_ns: list[int] = (
@@ -104,7 +104,7 @@ class StepRunner:
         for task in (dispatcher, stop_task):
             task.cancel()
         await asyncio.gather(dispatcher, stop_task, return_exceptions=True)
-        await self._drain(in_flight, stop, interrupted)
+        await drain(in_flight, stop, interrupted, self.drain_timeout_s)
         failure = None if dispatcher.cancelled() else dispatcher.exception()
         if failure is not None:
             # The pacing loop broke (pacer, observer): a step cut short must not pass as whole.
@@ -126,7 +126,7 @@ class StepRunner:
         progress = sending.progress
         for index, deadline_ns in enumerate(sending.deadlines_ns):
             if perf_counter_ns() < deadline_ns:
-                await self._pacer.wait_until(deadline_ns)
+                await self.pacer.wait_until(deadline_ns)
             if sending.throttler is not None:
                 await _start_under_cap(sending.throttler, sending, deadline_ns)
             lateness_ns = perf_counter_ns() - deadline_ns
@@ -144,7 +144,7 @@ class StepRunner:
         spec = sending.specs[index]
         try:
             if sending.slots is None:
-                record = await self._sender.send(spec, index, t_sched_ns)
+                record = await self.sender.send(spec, index, t_sched_ns)
             else:
                 slots, stop = sending.slots, sending.stop
                 record = await self._send_in_slot(spec, index, t_sched_ns, slots, stop)
@@ -174,30 +174,9 @@ class StepRunner:
         try:
             if stop.stop_sending.is_set():
                 return _unsent_record(index, t_sched_ns, _STOPPED_IN_SLOT_QUEUE)
-            return await self._sender.send(spec, index, t_sched_ns, perf_counter_ns() - t_wait_ns)
+            return await self.sender.send(spec, index, t_sched_ns, perf_counter_ns() - t_wait_ns)
         finally:
             slots.release()
-
-    async def _drain(
-        self, in_flight: set[asyncio.Task[None]], stop: StopSignal, interrupted: bool
-    ) -> None:
-        """Wait for in-flight requests; when stopping, for at most the drain timeout."""
-        if not in_flight:
-            return
-        all_done = asyncio.ensure_future(asyncio.wait(set(in_flight)))
-        give_up = asyncio.create_task(stop.stop_waiting.wait())
-        waits: set[asyncio.Future[Any]] = {all_done, give_up}
-        timeout = self._drain_timeout_s if interrupted else None
-        if not interrupted:
-            # A stop that arrives while draining still bounds the wait.
-            waits.add(asyncio.create_task(_after_stop(stop, self._drain_timeout_s)))
-        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in waits:
-            waiter.cancel()
-        left = set(in_flight)
-        for task in left:
-            task.cancel()  # the rest end as "cancelled" records, or are filled in as unsent
-        await asyncio.gather(*left, return_exceptions=True)
 
 
 @dataclass(slots=True)
@@ -214,6 +193,28 @@ class _Sending:
     throttler: Throttler | None = None
     held_until_ns: int = 0
     capped_sends: int = 0
+
+
+async def drain(
+    in_flight: set[asyncio.Task[None]], stop: StopSignal, interrupted: bool, drain_timeout_s: float
+) -> None:
+    """Wait for in-flight tasks; when stopping, for at most `drain_timeout_s` (s)."""
+    if not in_flight:
+        return
+    all_done = asyncio.ensure_future(asyncio.wait(set(in_flight)))
+    give_up = asyncio.create_task(stop.stop_waiting.wait())
+    waits: set[asyncio.Future[Any]] = {all_done, give_up}
+    timeout = drain_timeout_s if interrupted else None
+    if not interrupted:
+        # A stop that arrives while draining still bounds the wait.
+        waits.add(asyncio.create_task(_after_stop(stop, drain_timeout_s)))
+    await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waits:
+        waiter.cancel()
+    left = set(in_flight)
+    for task in left:
+        task.cancel()  # the rest end as "cancelled" records, or are filled in as unsent
+    await asyncio.gather(*left, return_exceptions=True)
 
 
 def start_throttler(max_start_rate_rps: float) -> Throttler:

@@ -5,20 +5,24 @@ The loop itself does no I/O: whatever is written, shown or exported is an observ
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from time import perf_counter_ns
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from loadgen.client.server_metrics import MetricsScraper, StepWatch
 from loadgen.core.events import RunObserver, StepProgress
-from loadgen.core.records import RequestSpec, StepSummary
+from loadgen.core.records import RequestRecord, RequestSpec, ServerFigures, StepSummary
 from loadgen.core.stats import summarize_step
 from loadgen.core.sweep import fixed_rates
 from loadgen.runtime.plan import TargetPlan
 from loadgen.runtime.runner import StepResult, StopSignal
+from loadgen.workloads.sessions import Session
 
 # Lead time between planning a step and its first scheduled send (ns).
 _STEP_LEAD_NS = 20_000_000
@@ -54,26 +58,59 @@ class StepSender(Protocol):
         ...
 
 
-class PlannedExecutor:
-    """Plans each step in this process from `plan`, and has `sender` send it."""
+class SessionSender(Protocol):
+    """Sends one step's planned multi-turn sessions (SessionRunner)."""
 
-    def __init__(self, plan: TargetPlan, sender: StepSender) -> None:
+    async def run(
+        self,
+        progress: StepProgress,
+        sessions: Sequence[Session],
+        offsets_s: npt.NDArray[np.float64],
+        stop: StopSignal,
+    ) -> StepResult:
+        """Start `sessions[i]` at offset `offsets_s[i]` (s); the step's records."""
+        ...
+
+
+class PlannedExecutor:
+    """Plans each step in this process from `plan`, and has `sender` send it (or
+    `session_sender`, when the plan's steps are multi-turn sessions)."""
+
+    def __init__(
+        self, plan: TargetPlan, sender: StepSender, session_sender: SessionSender | None = None
+    ) -> None:
         self._plan = plan
         self._sender = sender
+        self._session_sender = session_sender
         self._next: tuple[Sequence[RequestSpec], npt.NDArray[np.float64]] | None = None
+        self._next_sessions: tuple[Sequence[Session], npt.NDArray[np.float64]] | None = None
 
     async def prepare(self, step: int, rate_rps: float) -> int:
-        """Draw the step's requests and send times; how many there are."""
+        """Draw the step's requests (or sessions) and send times; how many there are."""
+        if self._plan.sessions is not None:
+            if self._session_sender is None:
+                raise ValueError("multi-turn sessions need a server to talk to")
+            self._next_sessions = self._plan.session_step(step, rate_rps)
+            return len(self._next_sessions[0])
         self._next = self._plan.step(step, rate_rps)
         return len(self._next[0])
 
     async def run(self, progress: StepProgress, stop: StopSignal) -> StepResult:
         """Send the prepared step; its prompts leave memory with this call."""
+        if self._next_sessions is not None and self._session_sender is not None:
+            sessions, session_offsets_s = self._next_sessions
+            self._next_sessions = None
+            return await self._session_sender.run(progress, sessions, session_offsets_s, stop)
         if self._next is None:
             raise RuntimeError("run() before prepare()")
         specs, offsets_s = self._next
         self._next = None
         return await self._sender.run(progress, specs, offsets_s, stop)
+
+
+def _sessions_started(records: Sequence[RequestRecord]) -> int:
+    """How many sessions a step started: they start in order, each with a record."""
+    return 1 + max((r.session for r in records if r.session is not None), default=-1)
 
 
 def settle_garbage() -> None:
@@ -95,15 +132,18 @@ async def sweep_steps(
     done: list[StepSummary],
     *,
     past_invalid: bool = False,
+    scraper: MetricsScraper | None = None,
 ) -> None:
     """Run the policy's steps until it ends or a stop is requested, adding each to `done`.
 
-    An invalid step ends the sweep unless `past_invalid`.
+    An invalid step ends the sweep unless `past_invalid`. With `scraper`, each step's summary
+    holds the server's view of it, from its metrics scraped around the step.
     """
     policy = fixed_rates(plan.rates_rps)
     rate_rps = next(policy)
     while not stop.stop_sending.is_set():
-        summary = await _one_step(plan, executor, observer, stop, len(done), rate_rps)
+        step = _Step(plan, executor, observer, stop, scraper)
+        summary = await step.run(len(done), rate_rps)
         done.append(summary)
         if summary.invalid is not None and not past_invalid:
             return
@@ -113,32 +153,57 @@ async def sweep_steps(
             return
 
 
-async def _one_step(
-    plan: TargetPlan,
-    executor: StepExecutor,
-    observer: RunObserver,
-    stop: StopSignal,
-    step: int,
-    rate_rps: float,
-) -> StepSummary:
-    """Plan, run and sum up one step; its requests and records leave memory on return."""
-    num_planned = await executor.prepare(step, rate_rps)
-    settle_garbage()
-    trim = plan.load.trim
-    progress = StepProgress(step, rate_rps, num_planned, trim, perf_counter_ns() + _STEP_LEAD_NS)
-    observer.on_step_start(progress)
-    result = await executor.run(progress, stop)
-    summary = summarize_step(
-        result.records,
-        step=step,
-        target_rate_rps=rate_rps,
-        num_sent=len(result.records),
-        trim=trim,
-        slos=plan.load.slos,
-        interrupted=result.interrupted,
-        duration_s=result.duration_s,
-        invalid=result.invalid,
-        capped_sends=result.capped_sends,
-    )
-    observer.on_step_end(progress, summary, result.records)
-    return summary
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """What every step of a sweep is run with."""
+
+    plan: TargetPlan
+    executor: StepExecutor
+    observer: RunObserver
+    stop: StopSignal
+    scraper: MetricsScraper | None
+
+    async def run(self, step: int, rate_rps: float) -> StepSummary:
+        """Plan, run and sum up one step; its requests and records leave memory on return.
+
+        The server's metrics are scraped before the first send, every few seconds while the
+        step runs, and once its requests are done; failed scrapes are a warning.
+        """
+        executor, observer = self.executor, self.observer
+        num_planned = await executor.prepare(step, rate_rps)
+        settle_garbage()
+        trim = self.plan.load.trim
+        server: ServerFigures | None = None
+        async with self._watching() as watch:
+            t_start_ns = perf_counter_ns() + _STEP_LEAD_NS
+            sessions = self.plan.sessions is not None
+            progress = StepProgress(step, rate_rps, num_planned, trim, t_start_ns, sessions)
+            observer.on_step_start(progress)
+            result = await executor.run(progress, self.stop)
+            if watch is not None:
+                server = await watch.figures(result.records)
+                if (warning := watch.warning()) is not None:
+                    observer.on_warning(f"step {step}: server metrics: {warning}")
+        summary = summarize_step(
+            result.records,
+            step=step,
+            target_rate_rps=rate_rps,
+            num_sent=len(result.records),
+            trim=trim,
+            slos=self.plan.load.slos,
+            interrupted=result.interrupted,
+            duration_s=result.duration_s,
+            invalid=result.invalid,
+            capped_sends=result.capped_sends,
+            num_sessions=_sessions_started(result.records) if progress.sessions else None,
+        )
+        if server is not None:
+            summary = replace(summary, server=server)
+        observer.on_step_end(progress, summary, result.records)
+        return summary
+
+    def _watching(self) -> contextlib.AbstractAsyncContextManager[StepWatch | None]:
+        """A watch on the server's metrics for one step (entering scrapes once), if any."""
+        if self.scraper is None:
+            return contextlib.nullcontext()
+        return StepWatch(self.scraper)

@@ -12,11 +12,19 @@ from urllib.parse import urlsplit
 
 from loadgen.client.openai import OpenAIClient, ServerProbeError, Timeouts
 from loadgen.client.protocol import RequestOptions
+from loadgen.client.server_metrics import (
+    MetricsProbeError,
+    MetricsScrapeError,
+    MetricsScraper,
+    metrics_url,
+    same_origin,
+)
 from loadgen.config import ConfigError, RunConfig, ServeConfig, TargetConfig
 from loadgen.core.events import RunObserver
 from loadgen.runtime.pacer import make_pacer
 from loadgen.runtime.plan import TargetPlan
 from loadgen.runtime.runner import StepRunner
+from loadgen.runtime.sessions import SessionRunner
 from loadgen.runtime.sim_serve import serve_options
 from loadgen.runtime.sweep import PlannedExecutor, StepExecutor
 from loadgen.runtime.virtual import VirtualStepRunner
@@ -28,13 +36,17 @@ from loadgen.sim.virtual import OutputPolicy
 
 @dataclass(frozen=True, slots=True)
 class OpenTarget:
-    """A target ready to sweep: what answers (model, URL), its label, and what runs its steps."""
+    """A target ready to sweep: what answers (model, URL), its label, and what runs its steps.
+
+    `scraper` reads the server's metrics around each step (None: no server, or no metrics).
+    """
 
     model: str
     base_url: str | None
     label: str
     executor: StepExecutor
     notes: Mapping[str, Any] = field(default_factory=dict)
+    scraper: MetricsScraper | None = None
 
 
 def api_key(target: TargetConfig) -> str | None:
@@ -117,8 +129,50 @@ async def open_http(
         model, runner = await stack.enter_async_context(
             http_runner(config, target, plan, observer, base_url)
         )
+        scraper = await stack.enter_async_context(server_scraper(target, base_url, observer))
         label = label or f"{model} @ {urlsplit(base_url).netloc}"
-        yield OpenTarget(model, base_url, label, PlannedExecutor(plan, runner), notes)
+        executor = PlannedExecutor(plan, runner, SessionRunner.like(runner))
+        yield OpenTarget(model, base_url, label, executor, notes, scraper)
+
+
+@contextlib.asynccontextmanager
+async def server_scraper(
+    target: TargetConfig, base_url: str, observer: RunObserver
+) -> AsyncIterator[MetricsScraper | None]:
+    """What scrapes the server's metrics, as `target.server_metrics` says, probed once now.
+
+    `auto` tries the base URL's origin and `/metrics`, and goes on without (a notice) when it
+    finds no vLLM metrics there; a URL that does not serve them is a MetricsProbeError. The
+    target's API key and headers go only to a metrics URL of the target's own origin.
+    """
+    setting = target.server_metrics
+    if setting == "off":
+        yield None
+        return
+    url = metrics_url(base_url) if setting == "auto" else setting
+    headers = _credentials(target) if same_origin(url, base_url) else {}
+    async with MetricsScraper(url, headers) as scraper:
+        try:
+            why = None if await scraper.probe() else "no vLLM metrics (vllm:*) there"
+        except MetricsScrapeError as exc:
+            why = str(exc)
+        if why is None:
+            observer.on_notice(f"server metrics: scraping {scraper.shown_url} around each step")
+            yield scraper
+            return
+    if setting != "auto":
+        raise MetricsProbeError(f"server metrics at {scraper.shown_url}: {why}")
+    observer.on_notice(f"no server metrics at {scraper.shown_url} ({why}); going on without them")
+    yield None
+
+
+def _credentials(target: TargetConfig) -> dict[str, str]:
+    """The target's headers and API key, for a metrics page of its own origin."""
+    headers = dict(target.headers or {})
+    key = api_key(target)
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
 
 
 def _start_cap_share(config: RunConfig, plan: TargetPlan) -> float | None:

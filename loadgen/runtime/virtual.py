@@ -32,8 +32,9 @@ class VirtualStepRunner:
         """Every request of the step, simulated to its end (a stop ends the sweep after it)."""
         progress.t_start_ns = 0
         rng = np.random.default_rng([self._seed, 2, progress.step])
+        setup = self._setup
         records = simulate_requests(
-            self._setup.build_engine(), specs, offsets_s, self._outputs, rng
+            setup.build_engine(), specs, offsets_s, self._outputs, rng, setup.reasoning
         )
         progress.sent = progress.done = len(records)
         progress.errors = sum(not record.ok for record in records)

@@ -13,6 +13,12 @@ caller advances its own clock (virtual or real) by the returned duration.
 - `splitfuse`: a fixed token budget per step (DeepSpeed-MII's Dynamic SplitFuse, vLLM's chunked
   prefill): running sequences decode first, then prompt chunks fill what is left, continuing
   partly prefilled prompts before starting new ones.
+
+With prefix caching on (vLLM V1's default), a sequence given its prompt's token content starts
+with its longest run of leading full blocks already cached (see kv_cache.py): those tokens are
+neither computed nor given new blocks, and at least one prompt token is always computed (vLLM
+caps a hit at the prompt length minus one, in whole blocks). Every block a sequence fills,
+prompt or output, is cached once its KV is computed.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from loadgen.sim.cost_model import BatchShape, CostModel
+from loadgen.sim.kv_cache import BlockPool
 from loadgen.sim.presets import GpuSpec, ModelSpec, PresetError
+from loadgen.sim.sequence import Sequence
 
 Policy = Literal["vllm", "splitfuse"]
 POLICIES: tuple[Policy, ...] = ("vllm", "splitfuse")
@@ -40,6 +48,7 @@ class EngineConfig:
     gpu_memory_utilization: float = 0.9
     block_size: int = 16
     watermark: float = 0.01
+    enable_prefix_caching: bool = True
 
 
 def activation_bytes(model: ModelSpec, config: EngineConfig) -> int:
@@ -73,29 +82,13 @@ def kv_cache_blocks(model: ModelSpec, gpu: GpuSpec, config: EngineConfig) -> int
     return blocks
 
 
-@dataclass(slots=True, eq=False)
-class Sequence:
-    """One request inside the engine. `computed` tokens have their KV in cache."""
-
-    rid: int
-    prompt_tokens: int
-    output_tokens: int
-    generated: int = 0
-    computed: int = 0
-    blocks: int = 0
-    prefill_target: int = 0
-    preemptions: int = 0
-    done: bool = False
-
-    @property
-    def prefilling(self) -> bool:
-        """True until the prompt (and any recomputed output) is in the KV cache."""
-        return self.computed < self.prefill_target
-
-
 @dataclass(frozen=True, slots=True)
 class StepResult:
-    """One engine step: its batch and duration (s), who prefilled, emitted a token, finished."""
+    """One engine step: its batch and duration (s), who prefilled, emitted a token, finished.
+
+    `cache_queries` and `cache_hits` add up the prompt tokens that sequences scheduled for the
+    first time looked up in the prefix cache, and found (vLLM's prefix-cache counters).
+    """
 
     duration_s: float
     batch: BatchShape
@@ -103,6 +96,8 @@ class StepResult:
     emitted: list[Sequence]
     finished: list[Sequence]
     preempted: int
+    cache_queries: int = 0
+    cache_hits: int = 0
 
 
 @dataclass(slots=True)
@@ -112,19 +107,25 @@ class _Batch:
     chunks: list[tuple[Sequence, int]] = field(default_factory=list)
     decodes: list[Sequence] = field(default_factory=list)
     preempted: int = 0
+    cache_queries: int = 0
+    cache_hits: int = 0
 
 
 class Engine:
     """The engine's queues and KV cache, stepped by the caller."""
 
     def __init__(
-        self, model: ModelSpec, gpu: GpuSpec, config: EngineConfig, cost: CostModel
+        self,
+        model: ModelSpec,
+        gpu: GpuSpec,
+        config: EngineConfig,
+        cost: CostModel,
     ) -> None:
         self.model = model
         self.config = config
         self._cost = cost
         self.total_blocks = kv_cache_blocks(model, gpu, config)
-        self.free_blocks = self.total_blocks
+        self._pool = BlockPool(self.total_blocks, caching=config.enable_prefix_caching)
         self._watermark_blocks = int(self.total_blocks * config.watermark)
         self._token_limit = batched_token_limit(model, config)
         if config.policy == "vllm" and self._token_limit < model.max_model_len:
@@ -135,6 +136,18 @@ class Engine:
             )
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
+        # Since the start: preemptions, prompt tokens looked up in the prefix cache and found.
+        self.preemptions = self.cache_queries = self.cache_hits = 0
+
+    @property
+    def free_blocks(self) -> int:
+        """KV blocks no sequence holds (free cached blocks included, as vLLM counts them)."""
+        return self._pool.free_blocks
+
+    @property
+    def cached_blocks(self) -> int:
+        """KV blocks in the prefix cache, held or free."""
+        return self._pool.cached_blocks
 
     @property
     def kv_usage(self) -> float:
@@ -161,8 +174,11 @@ class Engine:
         return None
 
     def add(self, seq: Sequence) -> None:
-        """Queue `seq` (checked with `refusal` by the caller)."""
+        """Queue `seq` (checked with `refusal` by the caller); hash its prompt's full blocks."""
         seq.prefill_target = seq.prompt_tokens
+        if self._pool.caching:
+            seq.hash_prompt(self.config.block_size)
+        seq.prompt = None
         self.waiting.append(seq)
 
     def abort(self, seq: Sequence) -> None:
@@ -184,16 +200,32 @@ class Engine:
         finished: list[Sequence] = []
         for seq, tokens in batch.chunks:
             seq.computed += tokens
+            if seq.commit_at <= seq.computed:
+                self._commit(seq)
             if not seq.prefilling:
                 self._sample(seq, emitted, finished)
         for seq in batch.decodes:
             seq.computed += 1
+            if seq.commit_at <= seq.computed:
+                self._commit(seq)
             self._sample(seq, emitted, finished)
         if finished:
             self.running = [seq for seq in self.running if not seq.done]
         duration_s = self._cost.step_time_s(shape)
         prefilled = [seq for seq, _ in batch.chunks]
-        return StepResult(duration_s, shape, prefilled, emitted, finished, batch.preempted)
+        self.preemptions += batch.preempted
+        self.cache_queries += batch.cache_queries
+        self.cache_hits += batch.cache_hits
+        return StepResult(
+            duration_s,
+            shape,
+            prefilled,
+            emitted,
+            finished,
+            batch.preempted,
+            batch.cache_queries,
+            batch.cache_hits,
+        )
 
     def _sample(self, seq: Sequence, emitted: list[Sequence], finished: list[Sequence]) -> None:
         seq.generated += 1
@@ -232,14 +264,55 @@ class Engine:
         """Move waiting sequences into the batch (FCFS) while seats, tokens and blocks last."""
         while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
             seq = self.waiting[0]
-            need = seq.prefill_target
-            tokens = need if whole_prompts else min(need, budget)
-            if tokens > budget or not self._grow(seq, tokens, self._watermark_blocks):
+            tokens = self._start(seq, budget, whole_prompts)
+            if tokens is None:
                 return
             self.waiting.popleft()
             self.running.append(seq)
             batch.chunks.append((seq, tokens))
             budget -= tokens
+            if seq.preemptions == 0 and self._pool.caching:
+                seq.cache_queries, seq.cache_hits = seq.prefill_target, seq.computed
+                batch.cache_queries += seq.cache_queries
+                batch.cache_hits += seq.cache_hits
+
+    def _start(self, seq: Sequence, budget: int, whole_prompt: bool) -> int | None:
+        """Give a waiting sequence its cached prefix and the blocks of its first chunk.
+
+        Returns the chunk's tokens to compute, or None when they exceed `budget` or the blocks
+        (new ones, and free cached ones it would share) would eat into the watermark.
+        """
+        size = self.config.block_size
+        hit_blocks = self._pool.longest_hit(seq.hashes, (seq.prefill_target - 1) // size)
+        hit = hit_blocks * size
+        need = seq.prefill_target - hit
+        tokens = need if whole_prompt else min(need, budget)
+        if tokens > budget:
+            return None
+        shared = seq.hashes[:hit_blocks]
+        new_blocks = self._blocks_for(hit + tokens) - hit_blocks
+        taken = new_blocks + self._pool.idle_among(shared)
+        if self._pool.free_blocks - taken < self._watermark_blocks:
+            return None
+        self._pool.share(shared)  # before taking blocks, which may evict free cached ones
+        self._pool.take(new_blocks)
+        seq.cached = list(shared)
+        seq.committed = hit_blocks
+        if seq.tail is not None:
+            seq.commit_at = (hit_blocks + 1) * size
+        seq.blocks = hit_blocks + new_blocks
+        seq.computed = hit
+        return tokens
+
+    def _commit(self, seq: Sequence) -> None:
+        """Cache the blocks `seq` has just filled (their KV is now computed)."""
+        size = self.config.block_size
+        while seq.commit_at <= seq.computed:
+            block_hash = seq.block_hash(seq.committed, size)
+            if self._pool.register(block_hash):
+                seq.cached.append(block_hash)
+            seq.committed += 1
+            seq.commit_at += size
 
     def _reserve_decodes(self, candidates: list[Sequence], batch: _Batch) -> int:
         """Give each candidate a KV slot for one more token, preempting the newest if needed.
@@ -265,7 +338,7 @@ class Engine:
     def _preempt(self, seq: Sequence) -> None:
         """Recompute preemption: free every block; prefill prompt and output again later."""
         self._free(seq)
-        seq.computed = 0
+        seq.computed = seq.committed = 0
         seq.prefill_target = seq.prompt_tokens + seq.generated
         seq.preemptions += 1
         self.running.remove(seq)
@@ -276,15 +349,16 @@ class Engine:
         extra = self._blocks_for(tokens) - seq.blocks
         if extra <= 0:
             return True
-        if self.free_blocks - extra < reserve_blocks:
+        if self._pool.free_blocks - extra < reserve_blocks:
             return False
-        self.free_blocks -= extra
+        self._pool.take(extra)
         seq.blocks += extra
         return True
 
     def _free(self, seq: Sequence) -> None:
-        self.free_blocks += seq.blocks
+        self._pool.release(seq.cached, seq.blocks - len(seq.cached))
         seq.blocks = 0
+        seq.cached = []
 
     def _blocks_for(self, tokens: int) -> int:
         return math.ceil(tokens / self.config.block_size)

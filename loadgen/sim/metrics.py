@@ -10,6 +10,9 @@
 # every finished_reason child is created at start so each series is exposed from 0.
 # FinishReason strings come from vllm/v1/engine/__init__.py. Newer vLLM also has
 # "error" and "repetition"; the simulator only produces these three.
+# vllm:prefix_cache_queries and vllm:prefix_cache_hits count prompt tokens of requests
+# scheduled for the first time (PrefixCacheStats.queries and .hits; a preempted request's
+# second lookup goes to its preempted_* fields, which are not exported).
 
 from __future__ import annotations
 
@@ -74,6 +77,13 @@ class VllmMetrics:
 
         self._preemptions = counter(
             "vllm:num_preemptions", "Cumulative number of preemption from the engine."
+        )
+        self._prefix_cache_queries = counter(
+            "vllm:prefix_cache_queries",
+            "Prefix cache queries, in terms of number of queried tokens.",
+        )
+        self._prefix_cache_hits = counter(
+            "vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens."
         )
         self._prompt_tokens = counter("vllm:prompt_tokens", "Number of prefill tokens processed.")
         self._generation_tokens = counter(
@@ -141,6 +151,15 @@ class VllmMetrics:
             self._generation_tokens.inc(generation_tokens)
         if preemptions:
             self._preemptions.inc(preemptions)
+
+    def count_prefix_cache(self, queries: int, hits: int) -> None:
+        """Add prompt tokens looked up in the prefix cache, and those found there (tokens)."""
+        if not 0 <= hits <= queries:
+            raise ValueError(f"need 0 <= hits <= queries, got {hits}, {queries}")
+        if queries:
+            self._prefix_cache_queries.inc(queries)
+        if hits:
+            self._prefix_cache_hits.inc(hits)
 
     def observe_first_token(self, ttft_s: float, queue_s: float) -> None:
         """Record one request's time to first token and time spent waiting (seconds)."""

@@ -15,8 +15,10 @@ from time import perf_counter_ns
 
 import numpy as np
 
-from loadgen.sim.engine import Engine, Sequence, StepResult
+from loadgen.sim.engine import Engine, StepResult
 from loadgen.sim.metrics import VllmMetrics
+from loadgen.sim.sequence import Sequence
+from loadgen.sim.tokens import Token
 
 # Behind by more than this (ns), the loop gives up catching up and restarts its timeline.
 _MAX_DEBT_NS = 50_000_000
@@ -32,12 +34,15 @@ class Job:
 
     A stream that can take writes straight from the engine loop installs a `sink`, which the
     loop calls after each step and which returns False when it cannot write now (the stream's
-    own task then writes, with flow control). Times are `perf_counter_ns` readings.
+    own task then writes, with flow control). `reasoning` is how many of its first output
+    tokens are reasoning (None: the model has no reasoning phase). Times are `perf_counter_ns`
+    readings.
     """
 
     seq: Sequence
     max_tokens: int
     arrival_ns: int
+    reasoning: int | None = None
     written: int = 0
     scheduled_ns: int | None = None
     first_ns: int | None = None
@@ -108,11 +113,24 @@ class EngineLoop:
         self._lateness_ns: deque[int] = deque(maxlen=_LATENESS_SAMPLES)
         self._last_step_end_ns = 0
 
-    def submit(self, prompt_tokens: int, output_tokens: int, max_tokens: int) -> Job:
-        """Queue a request (already checked with `engine.refusal`) and return its job."""
-        seq = Sequence(self._next_rid, prompt_tokens, output_tokens)
+    def submit(
+        self,
+        prompt_tokens: int,
+        output_tokens: int,
+        max_tokens: int,
+        *,
+        prompt: tuple[Token, ...] | None = None,
+        role: str | None = None,
+        reasoning: int | None = None,
+    ) -> Job:
+        """Queue a request (already checked with `engine.refusal`) and return its job.
+
+        `prompt` is its token content and `role` its answer's (see Sequence), `reasoning` its
+        reasoning tokens.
+        """
+        seq = Sequence(self._next_rid, prompt_tokens, output_tokens, prompt, role)
         self._next_rid += 1
-        job = Job(seq, max_tokens, self._clock())
+        job = Job(seq, max_tokens, self._clock(), reasoning)
         self._jobs[seq.rid] = job
         self.engine.add(seq)
         self._work.set()
@@ -194,6 +212,7 @@ class EngineLoop:
                 self._finish(job, now_ns)
         if self._metrics is not None:
             self._metrics.count_step(new_prompt_tokens, len(result.emitted), result.preempted)
+            self._metrics.count_prefix_cache(result.cache_queries, result.cache_hits)
         self._publish_state()
 
     def _observe_first(self, job: Job, now_ns: int) -> None:

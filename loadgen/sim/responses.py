@@ -9,26 +9,17 @@ from typing import Any
 import orjson
 
 from loadgen.sim.requests import Flavor
+from loadgen.sim.tokens import output_text, token_text
 
-# Output text: common words, one token each, so clients counting tokens agree with usage.
-WORDS = tuple(
-    f" {word}"
-    for word in (
-        "the model answers with a short and plain sentence about the question it was "
-        "given while the server keeps every sequence of the batch moving one token at "
-        "each step of the engine"
-    ).split()
-)
 DONE = b"data: [DONE]\n\n"
 
 
-def token_text(rid: int, position: int) -> str:
-    """The text of output token `position` of request `rid` (one word)."""
-    return WORDS[(rid + position) % len(WORDS)]
-
-
 class ChunkEncoder:
-    """SSE chunks of one streamed response: token chunks, role chunk, usage, in one flavor."""
+    """SSE chunks of one streamed response: token chunks, role chunk, usage, in one flavor.
+
+    A chat stream sends a reasoning model's first tokens as `delta.reasoning` (current vLLM's
+    field; older vLLM named it `reasoning_content`), the rest as `delta.content`.
+    """
 
     def __init__(self, *, chat: bool, model: str, flavor: Flavor) -> None:
         self.chat = chat
@@ -43,11 +34,15 @@ class ChunkEncoder:
         marker = "@@token@@"
         template = self._event([self._choice(marker, None)])
         self._prefix, self._suffix = template.split(marker.encode())
+        template = self._event([self._choice(marker, None, reasoning=True)])
+        self._reasoning_prefix, self._reasoning_suffix = template.split(marker.encode())
 
-    def _choice(self, text: str, finish_reason: str | None) -> dict[str, Any]:
+    def _choice(
+        self, text: str, finish_reason: str | None, *, reasoning: bool = False
+    ) -> dict[str, Any]:
         choice: dict[str, Any] = {"index": 0}
         if self.chat:
-            choice["delta"] = {"content": text}
+            choice["delta"] = {"reasoning" if reasoning else "content": text}
         else:
             choice["text"] = text
         choice["logprobs"] = None
@@ -59,17 +54,40 @@ class ChunkEncoder:
     def _event(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
         return b"data: " + orjson.dumps(self._head | {"choices": choices} | extra) + b"\n\n"
 
-    def tokens(self, rid: int, start: int, stop: int, finish_reason: str | None) -> bytes:
+    def tokens(
+        self,
+        rid: int,
+        start: int,
+        stop: int,
+        finish_reason: str | None,
+        reasoning: int | None = None,
+    ) -> bytes:
         """Chunks for output tokens `start .. stop - 1`, one token each; the last one carries
-        `finish_reason` when it is the final token."""
-        prefix, suffix = self._prefix, self._suffix
+        `finish_reason` when it is the final token. In a chat, tokens before `reasoning` are
+        reasoning."""
         last = stop - 1 if finish_reason is not None else stop
-        body = b"".join(
-            prefix + token_text(rid, position).encode() + suffix for position in range(start, last)
-        )
+        split = start  # where the answer starts, within this call's tokens
+        body = b""
+        if reasoning is not None and reasoning > start and self.chat:
+            split = min(reasoning, stop)
+            body = self._texts(rid, start, min(split, last), reasoning=True)
+        body += self._texts(rid, split, last, reasoning=False)
         if finish_reason is not None:
-            body += self._event([self._choice(token_text(rid, last), finish_reason)])
+            choice = self._choice(token_text(rid, last), finish_reason, reasoning=last < split)
+            body += self._event([choice])
         return body
+
+    def _texts(self, rid: int, start: int, stop: int, *, reasoning: bool) -> bytes:
+        """Token chunks of tokens `start .. stop - 1` from the pre-encoded template."""
+        if reasoning:
+            prefix, suffix = self._reasoning_prefix, self._reasoning_suffix
+        else:
+            prefix, suffix = self._prefix, self._suffix
+        if stop - start == 1:  # the usual case: one new token a step
+            return prefix + token_text(rid, start).encode() + suffix
+        return b"".join(
+            prefix + token_text(rid, position).encode() + suffix for position in range(start, stop)
+        )
 
     def role(self) -> bytes:
         """The chat stream's opening chunk (vLLM: role and empty content; MII: role only)."""
@@ -78,18 +96,41 @@ class ChunkEncoder:
             delta["content"] = ""
         return self._event([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])
 
-    def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
+    def usage(
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        *,
+        reasoning: int | None = None,
+        cached: int | None = None,
+    ) -> bytes:
         """vLLM's final usage chunk (empty choices), sent when include_usage was asked."""
-        return self._event([], usage=usage(prompt_tokens, completion_tokens))
+        body = usage(prompt_tokens, completion_tokens, reasoning=reasoning, cached=cached)
+        return self._event([], usage=body)
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    """The OpenAI usage object."""
-    return {
+def usage(
+    prompt_tokens: int,
+    completion_tokens: int,
+    *,
+    reasoning: int | None = None,
+    cached: int | None = None,
+) -> dict[str, Any]:
+    """The OpenAI usage object, with the details that are given (tokens).
+
+    `reasoning` tokens are part of the completion; `cached` prompt tokens were found in the
+    prefix cache (vLLM reports them with --enable-prompt-tokens-details).
+    """
+    body: dict[str, Any] = {
         "prompt_tokens": prompt_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
         "completion_tokens": completion_tokens,
     }
+    if cached is not None:
+        body["prompt_tokens_details"] = {"cached_tokens": cached}
+    if reasoning is not None:
+        body["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    return body
 
 
 def whole_response(
@@ -99,12 +140,23 @@ def whole_response(
     rid: int,
     tokens: tuple[int, int],
     finish_reason: str,
+    reasoning: int | None = None,
+    cached: int | None = None,
 ) -> dict[str, Any]:
-    """A non-streamed completion of `tokens = (prompt_tokens, completion_tokens)`."""
+    """A non-streamed completion of `tokens = (prompt_tokens, completion_tokens)`.
+
+    A chat's first `reasoning` tokens go to `message.reasoning` (None: no reasoning phase);
+    `cached` prompt tokens, when given, go to the usage's details.
+    """
     prompt_tokens, completion_tokens = tokens
-    text = "".join(token_text(rid, position) for position in range(completion_tokens))
+    split = min(reasoning or 0, completion_tokens) if chat else 0
+    thought = output_text(rid, 0, split)
+    text = output_text(rid, split, completion_tokens)
     choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": finish_reason}
-    if chat:
+    if chat and reasoning is not None:
+        message = {"role": "assistant", "content": text or None, "reasoning": thought or None}
+        choice["message"] = message
+    elif chat:
         choice["message"] = {"role": "assistant", "content": text}
     else:
         choice["text"] = text
@@ -114,7 +166,12 @@ def whole_response(
         "created": int(time.time()),
         "model": model,
         "choices": [choice],
-        "usage": usage(prompt_tokens, completion_tokens),
+        "usage": usage(
+            prompt_tokens,
+            completion_tokens,
+            reasoning=split if chat and reasoning is not None else None,
+            cached=cached,
+        ),
     }
 
 

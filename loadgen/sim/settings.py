@@ -18,6 +18,7 @@ from loadgen.sim.presets import (
     lookup,
     read_sim_file,
 )
+from loadgen.sim.reasoning import ReasoningRange, parse_reasoning
 
 CostKind = Literal["roofline", "paper"]
 COST_MODELS: tuple[CostKind, ...] = ("roofline", "paper")
@@ -47,17 +48,22 @@ class SimChoice(Protocol):
     def token_budget(self) -> int | None: ...
     @property
     def gpu_memory_utilization(self) -> float | None: ...
+    @property
+    def enable_prefix_caching(self) -> bool | None: ...
+    @property
+    def reasoning_tokens(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
 class SimSetup:
-    """The resolved hardware, model, scheduler limits and overheads."""
+    """The resolved hardware, model, scheduler limits and overheads, and the reasoning phase."""
 
     gpu: GpuSpec
     model: ModelSpec
     engine: EngineConfig
     overheads: Overheads
     cost_model: CostKind
+    reasoning: ReasoningRange | None = None
 
     def cost(self) -> CostModel:
         """The configured cost model."""
@@ -91,7 +97,11 @@ def resolve(settings: SimChoice) -> SimSetup:
     )
     engine = _engine_config(settings, tables.get("engine", {}), f"{where} [engine]")
     overheads = _overheads(tables.get("overheads", {}), f"{where} [overheads]")
-    setup = SimSetup(gpu, model, engine, overheads, settings.cost_model)
+    try:
+        reasoning = parse_reasoning(settings.reasoning_tokens)
+    except ValueError as exc:
+        raise PresetError(f"reasoning_tokens: {exc}") from None
+    setup = SimSetup(gpu, model, engine, overheads, settings.cost_model, reasoning)
     setup.build_engine()  # PresetError now, not mid-run, when the model cannot be served
     return setup
 
@@ -103,6 +113,7 @@ def _engine_config(settings: SimChoice, table: dict[str, Any], where: str) -> En
         "max_num_batched_tokens": settings.max_num_batched_tokens,
         "token_budget": settings.token_budget,
         "gpu_memory_utilization": settings.gpu_memory_utilization,
+        "enable_prefix_caching": settings.enable_prefix_caching,
     }
     values = _numbers(EngineConfig(), table, where) | {
         key: value for key, value in flags.items() if value is not None
@@ -131,16 +142,22 @@ def _overheads(table: dict[str, Any], where: str) -> Overheads:
 
 
 def _numbers(default: Any, table: dict[str, Any], where: str) -> dict[str, Any]:
-    """`table` checked against the numeric fields of the dataclass instance `default`."""
+    """`table` checked against the numeric (and yes/no) fields of the dataclass `default`."""
     known = {item.name: item.type for item in fields(default) if item.name != "policy"}
     for key, value in table.items():
         if key not in known:
             raise PresetError(f"{where}: unknown field {key!r}; known: {', '.join(known)}")
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if known[key] == "bool":
+            if not isinstance(value, bool):
+                raise PresetError(f"{where}: {key} must be true or false, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, int | float):
             raise PresetError(f"{where}: {key} must be a number, got {value!r}")
         if "int" in str(known[key]) and not float(value).is_integer():
             raise PresetError(f"{where}: {key} must be a whole number, got {value!r}")
-    return {
-        key: int(value) if "int" in str(known[key]) else float(value)
-        for key, value in table.items()
-    }
+    return {key: _number(value, str(known[key])) for key, value in table.items()}
+
+
+def _number(value: Any, kind: str) -> Any:
+    if kind == "bool":
+        return value
+    return int(value) if "int" in kind else float(value)

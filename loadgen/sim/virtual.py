@@ -16,7 +16,9 @@ import numpy.typing as npt
 
 from loadgen.core.records import RequestRecord, RequestSpec
 from loadgen.sim.engine import Engine
-from loadgen.sim.engine import Sequence as SimSequence
+from loadgen.sim.reasoning import ReasoningRange
+from loadgen.sim.sequence import Sequence as SimSequence
+from loadgen.sim.tokens import Token, fit_tokens, message_tokens, prompt_tokens, text_tokens
 
 _NS_PER_S = 1e9
 
@@ -41,15 +43,6 @@ class OutputPolicy:
         return max(1, min(max_tokens, max(natural, self.min_tokens)))
 
 
-def prompt_tokens(text: str) -> int:
-    """Prompt length the simulator charges: one token per whitespace-separated word.
-
-    loadgen's generated prompts are built from words counted this way, so the engine sees
-    exactly the drawn lengths; real English text runs about 1.3 BPE tokens per word.
-    """
-    return max(1, len(text.split()))
-
-
 def spec_prompt_tokens(spec: RequestSpec) -> int:
     """The workload's own prompt count when it has one, else the word count (at least 1)."""
     if spec.tokens_in is not None:
@@ -59,11 +52,33 @@ def spec_prompt_tokens(spec: RequestSpec) -> int:
     return prompt_tokens(spec.prompt)
 
 
+def spec_prompt(spec: RequestSpec) -> tuple[Token, ...]:
+    """The prompt's token content, `spec_prompt_tokens(spec)` tokens of it (see tokens.py)."""
+    if spec.messages is not None:
+        tokens = message_tokens(spec.messages)
+    else:
+        tokens = text_tokens(spec.prompt)
+    return fit_tokens(tokens, spec_prompt_tokens(spec))
+
+
+@dataclass(frozen=True, slots=True)
+class _Draws:
+    """What draws each request's output length, and its reasoning tokens when there are any."""
+
+    outputs: OutputPolicy
+    rng: np.random.Generator
+    reasoning: ReasoningRange | None
+    thinking: np.random.Generator | None
+
+
 @dataclass(slots=True)
 class _Trace:
-    """Token times (s) of one request as the virtual run goes."""
+    """Token times (s) of one request as the virtual run goes; its reasoning tokens if any, and
+    the prompt tokens it found in the prefix cache."""
 
     token_times_s: array[float]
+    reasoning: int | None = None
+    cached: int = 0
     done_s: float | None = None
 
 
@@ -73,9 +88,15 @@ def simulate_requests(
     offsets_s: npt.NDArray[np.float64],
     outputs: OutputPolicy,
     rng: np.random.Generator,
+    reasoning: ReasoningRange | None = None,
 ) -> list[RequestRecord]:
-    """Run `specs[i]` arriving at `offsets_s[i]` through `engine`; records in send order (ns)."""
+    """Run `specs[i]` arriving at `offsets_s[i]` through `engine`; records in send order (ns).
+
+    With a `reasoning` phase each request's reasoning tokens are drawn from a generator spawned
+    from `rng`, so output lengths stay those of a run without one.
+    """
     order = np.argsort(offsets_s, kind="stable")
+    draws = _Draws(outputs, rng, reasoning, None if reasoning is None else rng.spawn(1)[0])
     # Requests in the engine; each becomes its compact record as soon as it ends.
     traces: dict[int, _Trace] = {}
     records: list[RequestRecord | None] = [None] * len(specs)
@@ -87,7 +108,7 @@ def simulate_requests(
         while position < len(order) and offsets_s[order[position]] <= now_s:
             index = int(order[position])
             position += 1
-            reason = _admit(engine, specs[index], index, outputs, rng, traces)
+            reason = _admit(engine, specs[index], index, draws, traces)
             if reason is not None:
                 records[index] = _record(index, specs[index], offsets_s, None, reason)
         if not engine.has_work():
@@ -98,7 +119,7 @@ def simulate_requests(
             traces[seq.rid].token_times_s.append(now_s)
         for seq in result.finished:
             trace = traces.pop(seq.rid)
-            trace.done_s = now_s
+            trace.done_s, trace.cached = now_s, seq.cache_hits
             records[seq.rid] = _record(seq.rid, specs[seq.rid], offsets_s, trace, None)
     return [
         _record(i, specs[i], offsets_s, None, None) if record is None else record
@@ -110,17 +131,27 @@ def _admit(
     engine: Engine,
     spec: RequestSpec,
     index: int,
-    outputs: OutputPolicy,
-    rng: np.random.Generator,
+    draws: _Draws,
     traces: dict[int, _Trace],
 ) -> str | None:
     """Queue one request; the reason it was refused, if it was."""
     tokens_in = spec_prompt_tokens(spec)
     reason = engine.refusal(tokens_in, spec.max_tokens)
     if reason is None:
-        length = outputs.length(spec.max_tokens, rng)
-        engine.add(SimSequence(rid=index, prompt_tokens=tokens_in, output_tokens=length))
-        traces[index] = _Trace(array("d"))
+        length = draws.outputs.length(spec.max_tokens, draws.rng)
+        caching = engine.config.enable_prefix_caching
+        seq = SimSequence(
+            rid=index,
+            prompt_tokens=tokens_in,
+            output_tokens=length,
+            prompt=spec_prompt(spec) if caching else None,
+            role="assistant" if spec.messages is not None else None,
+        )
+        engine.add(seq)
+        reasoning = None
+        if draws.reasoning is not None and draws.thinking is not None:
+            reasoning = draws.reasoning.draw(length, draws.thinking)
+        traces[index] = _Trace(array("d"), reasoning)
     return reason
 
 
@@ -147,6 +178,7 @@ def _record(
             status=400,
         )
     times_ns = array("q", [round(t * _NS_PER_S) for t in trace.token_times_s])
+    answer = trace.reasoning or 0
     return RequestRecord(
         index=index,
         t_sched_ns=t_send_ns,
@@ -160,4 +192,7 @@ def _record(
         tokens_source="server",
         chunk_times_ns=times_ns,
         status=200,
+        t_first_answer_ns=times_ns[answer] if answer < len(times_ns) else None,
+        reasoning_tokens=trace.reasoning,
+        cached_tokens=trace.cached,
     )

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from loadgen.core.records import RequestSpec
+from loadgen.workloads.prefixes import SharedPrefixSpec
 from loadgen.workloads.tokens import TokenCounter
 
 _STATS = ("min", "p50", "mean", "p90", "max")
@@ -64,15 +65,44 @@ def _stats(values: npt.NDArray[np.int64]) -> dict[str, int | float | None]:
     }
 
 
-def describe(specs: Sequence[RequestSpec], counter: TokenCounter) -> dict[str, Any]:
-    """Count and length statistics (tokens) of `specs`' inputs and output budgets."""
-    inputs, outputs = token_lengths(specs, counter)
+def prefix_sharing(specs: Sequence[RequestSpec], inputs: Sequence[int]) -> dict[str, Any] | None:
+    """How `specs` share prefixes, None when none do.
+
+    `used`: distinct prefixes; `tokens`: tokens per prefix; `share`: the fraction of input
+    tokens (`inputs`, per spec) that are prefix; `reusable`: the fraction a prefix cache
+    holding every prefix after its first use would not compute again.
+    """
+    shared = [spec for spec in specs if isinstance(spec, SharedPrefixSpec)]
+    if not shared:
+        return None
+    total = sum(inputs)
+    prefix_total = sum(spec.prefix_tokens for spec in shared)
+    first_uses = {spec.prefix_index: spec.prefix_tokens for spec in shared}
+    reusable = prefix_total - sum(first_uses.values())
     return {
+        "used": len(first_uses),
+        "tokens": max(first_uses.values()),
+        "share": prefix_total / total if total else None,
+        "reusable": reusable / total if total else None,
+    }
+
+
+def describe(specs: Sequence[RequestSpec], counter: TokenCounter) -> dict[str, Any]:
+    """Count and length statistics (tokens) of `specs`' inputs and output budgets.
+
+    A `prefixes` entry (`prefix_sharing`) is added when the requests share prefixes.
+    """
+    inputs, outputs = token_lengths(specs, counter)
+    summary = {
         "count": len(specs),
         "input_tokens": _stats(np.asarray(inputs, dtype=np.int64)),
         "output_tokens": _stats(np.asarray(outputs, dtype=np.int64)),
         "tokens_source": counter.source,
     }
+    sharing = prefix_sharing(specs, inputs)
+    if sharing is not None:
+        summary["prefixes"] = sharing
+    return summary
 
 
 def _cell(value: int | float | None) -> str:
@@ -98,4 +128,19 @@ def describe_text(summary: dict[str, Any]) -> str:
             for row in rows
         ),
     ]
+    sharing = summary.get("prefixes")
+    if sharing is not None:
+        lines.append(_sharing_line(sharing))
     return "\n".join(lines) + "\n"
+
+
+def _sharing_line(sharing: dict[str, Any]) -> str:
+    """One line on the shared prefixes of a `describe` summary."""
+    share, reusable = sharing["share"], sharing["reusable"]
+    line = f"shared prefixes: {sharing['used']} used, {sharing['tokens']} tokens each"
+    if share is not None and reusable is not None:
+        line += (
+            f"; {100 * share:.1f}% of input tokens are prefix, "
+            f"{100 * reusable:.1f}% reusable from a warm prefix cache"
+        )
+    return line

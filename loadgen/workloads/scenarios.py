@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
@@ -10,11 +10,11 @@ from typing import Literal
 import numpy as np
 
 from loadgen.core.records import RequestSpec
-from loadgen.workloads.text import IntArray, prose_batch, question_batch
+from loadgen.workloads.text import IntArray, TextBatch, prose_batch, question_batch
 
 TextStyle = Literal["question", "prose"]
 
-_TEXT_BATCHES: Mapping[TextStyle, Callable[[IntArray, np.random.Generator], list[str]]] = {
+_TEXT_BATCHES: Mapping[TextStyle, TextBatch] = {
     "question": question_batch,
     "prose": prose_batch,
 }
@@ -70,6 +70,11 @@ class ScenarioWorkload:
     prompt_lengths: LengthDistribution
     output_lengths: LengthDistribution
     style: TextStyle
+
+    @property
+    def text_batch(self) -> TextBatch:
+        """How its prompts' text is drawn, for shared prefixes in the same style."""
+        return _TEXT_BATCHES[self.style]
 
     def specs(self, num_requests: int, rng: np.random.Generator) -> Sequence[RequestSpec]:
         """`num_requests` request specs, deterministic for `rng`'s seed."""

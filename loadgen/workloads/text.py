@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 IntArray = npt.NDArray[np.int64]
+# Draws one text per entry of a word-count array, e.g. `prose_batch`.
+TextBatch = Callable[[IntArray, np.random.Generator], list[str]]
 
 # Common English words that Llama-, Mistral- and GPT-style BPE vocabularies each encode as one
 # token when preceded by a space, so a text of L words is about L tokens. SyntheticWorkload draws

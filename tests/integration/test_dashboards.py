@@ -130,7 +130,9 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     loadgen = [sys.executable, "-m", "loadgen"]
     processes = [
-        subprocess.Popen([*loadgen, "sim", "--port", str(sim_port), "--time-scale", "0.5"]),
+        # Reasoning on, and chat below: the reasoning panels have data.
+        subprocess.Popen([*loadgen, "sim", "--port", str(sim_port), "--time-scale", "0.5",
+                          "--reasoning-tokens", "4:12"]),
         subprocess.Popen(
             ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
              f"--web.listen-address=127.0.0.1:{api_port}"],
@@ -145,6 +147,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         sweep = [
             *loadgen, "sweep", "--base-url", f"http://127.0.0.1:{sim_port}/v1",
             "--rates", "20,40", "--num-requests", "120", "--trim", "10", "--dataset", "s2s",
+            "--endpoint", "chat",
             "--metrics-port", str(metrics_port), "--metrics-linger", "20",
             "--out", str(out), "--quiet", "--processes", "2",
         ]  # fmt: skip

@@ -16,7 +16,7 @@ import tokenizers
 
 from loadgen.config import LoadConfig, OutputConfig, RunConfig, TargetConfig, WorkloadConfig
 from loadgen.runtime.run import run_config
-from loadgen.sim.responses import WORDS
+from loadgen.sim.tokens import WORDS
 from tests.integration._helpers import read_jsonl, read_summary
 from tests.integration._sim import DONE, post_sse, served, serving, token_events
 from tests.support.tokenizer import build_bpe_tokenizer
@@ -148,3 +148,14 @@ async def test_client_counts_with_a_tokenizer(tmp_path: Path, tokenizer_json: Pa
         row["chunks"] * min(per_word) <= row["tokens_out"] <= row["chunks"] * max(per_word)
         for row in rows
     )
+
+
+async def test_there_is_no_responses_api() -> None:
+    # DeepSpeed-MII's OpenAI server has completions, chat completions and models only.
+    body = {"model": MODEL, "input": "hi"}
+    async with (
+        serving(options=MII) as (_, root),
+        aiohttp.ClientSession() as session,
+        session.post(f"{root}/v1/responses", json=body) as resp,
+    ):
+        assert resp.status == 404

@@ -253,6 +253,61 @@ async def test_a_non_streamed_request_whose_client_goes_away_is_aborted() -> Non
     assert state["tokens"] < max_tokens  # aborted, not finished
 
 
+# --- prefix caching ---------------------------------------------------------------------------
+
+SHARED = " ".join(f"w{i}" for i in range(64))  # four whole 16-token blocks
+
+
+async def _cached_tokens(root: str, session: aiohttp.ClientSession) -> int:
+    """Ask a chat, then a response sharing its first 64 tokens; the response's cached tokens."""
+    chat = {"model": MODEL, "messages": [{"role": "user", "content": f"{SHARED} one two"}]}
+    async with session.post(f"{root}/v1/chat/completions", json=chat | {"max_tokens": 2}) as r:
+        first = (await r.json())["usage"]
+    assert (first["prompt_tokens"], first["prompt_tokens_details"]) == (66, {"cached_tokens": 0})
+    body = {"model": MODEL, "input": f"{SHARED} three four five six", "max_output_tokens": 2}
+    async with session.post(f"{root}/v1/responses", json=body) as resp:
+        usage = (await resp.json())["usage"]
+    assert usage["input_tokens"] == 68
+    return int(usage["input_tokens_details"]["cached_tokens"])
+
+
+async def test_a_shared_prefix_is_counted_exactly_in_metrics_and_usage() -> None:
+    async with serving(options=FAST) as (_, root), aiohttp.ClientSession() as session:
+        idle = await scrape(session, root)
+        cached = await _cached_tokens(root, session)
+        again = {"model": MODEL, "prompt": f"{SHARED} x", "max_tokens": 2, "stream": True}
+        again["stream_options"] = {"include_usage": True}
+        _, events = await post_sse(session, f"{root}/v1/completions", again)
+        after = await scrape(session, root)
+
+    # A completion prompt has no role: its first token is not the chat's, so nothing matches.
+    assert events[-2]["usage"]["prompt_tokens_details"] == {"cached_tokens": 0}
+    again_tokens = 65
+
+    for name in ("vllm:prefix_cache_queries", "vllm:prefix_cache_hits"):
+        assert idle["families"][name] == "counter"
+        assert value(idle, f"{name}_total", model_name=MODEL, engine="0") == 0
+    assert cached == 64
+    assert value(after, "vllm:prefix_cache_queries_total") == 66 + 68 + again_tokens
+    assert value(after, "vllm:prefix_cache_hits_total") == 64
+    # Cached tokens are still prompt tokens.
+    assert value(after, "vllm:prompt_tokens_total") == 66 + 68 + again_tokens
+
+
+async def test_without_prefix_caching_nothing_is_cached_or_looked_up() -> None:
+    settings = SimConfig(enable_prefix_caching=False)
+    async with (
+        serving(settings, FAST) as (_, root),
+        aiohttp.ClientSession() as session,
+    ):
+        cached = await _cached_tokens(root, session)
+        after = await scrape(session, root)
+
+    assert cached == 0
+    assert value(after, "vllm:prefix_cache_queries_total") == 0
+    assert value(after, "vllm:prefix_cache_hits_total") == 0
+
+
 # --- preemption -------------------------------------------------------------------------------
 
 
@@ -287,6 +342,15 @@ async def test_small_memory_preempts_and_still_completes_every_request() -> None
         assert events[-2]["usage"]["completion_tokens"] == max_tokens
         assert events[-1] == DONE
     assert value(metrics, "vllm:num_preemptions_total") > 0
+    assert server.loop is not None
+    assert value(metrics, "vllm:num_preemptions_total") == server.loop.engine.preemptions
+    # Every request looked its prompt up once: a recomputation after preemption is not counted.
+    assert value(metrics, "vllm:prefix_cache_queries_total") == count * 200
+    # The same prompt: a hit is whole blocks, at most the 12 short of the last token.
+    hits = value(metrics, "vllm:prefix_cache_hits_total")
+    assert hits == server.loop.engine.cache_hits
+    assert hits % 16 == 0
+    assert 0 < hits <= (count - 1) * 192
     assert value(metrics, "vllm:request_success_total", finished_reason="length") == count
     assert value(metrics, "vllm:generation_tokens_total") == count * max_tokens
     # Recomputed prompts are not new prompt tokens.

@@ -115,6 +115,8 @@ def vllm_server(servers_python: Path, tiny_model: Path, start_server: StartServe
         str(servers_python), "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(tiny_model), "--served-model-name", "tiny",
         "--dtype", "float32", "--max-model-len", "8192", "--enforce-eager",
+        # Each usage says how many prompt tokens came from the prefix cache.
+        "--enable-prompt-tokens-details",
         "--host", "127.0.0.1", "--port", "{port}",
     ]  # fmt: skip
     env = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}

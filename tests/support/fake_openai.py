@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -20,6 +19,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from tests.support import fake_wire as wire
 from tests.support.ports import free_port
 
 Fault = Literal[
@@ -50,7 +50,10 @@ class Behaviour:
     `gap_s` apart, each with `tokens_per_chunk` tokens (the last may carry fewer), `max_tokens`
     tokens in all; then a usage-only chunk (when `send_usage` and the client asked with
     `stream_options.include_usage`) and `data: [DONE]` (when `send_done`). A body holding any
-    of `refused_fields` gets HTTP 422 naming them, in pydantic's words.
+    of `refused_fields` gets HTTP 422 naming them, in pydantic's words. The first
+    `reasoning_tokens` tokens are reasoning (chat: in the delta's `reasoning_field`; usage says
+    how many when `reasoning_usage`); chunks never mix reasoning and answer. The Responses API
+    (`/v1/responses`) streams the same tokens as typed events, usage in `response.completed`.
     """
 
     ttft_s: float = 0.0
@@ -66,6 +69,9 @@ class Behaviour:
     fault_after_chunks: int = 1
     stall_s: float = 30.0
     refused_fields: tuple[str, ...] = ()  # answered with 422, as transformers serve does
+    reasoning_tokens: int = 0
+    reasoning_field: str = "reasoning_content"
+    reasoning_usage: bool = True
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,7 @@ class Incoming:
     """One completion request as the server received it."""
 
     number: int  # arrival order at the server, from 0
-    endpoint: str  # "completions" or "chat"
+    endpoint: str  # "completions", "chat" or "responses"
     body: Mapping[str, Any]
     headers: Mapping[str, str]
     tag: int | None  # the number N of a "#N" marker in the prompt, when there is one
@@ -96,28 +102,12 @@ class Seen:
 
 
 def _tag_of(body: Mapping[str, Any]) -> int | None:
-    text = body.get("prompt")
-    if text is None:
-        messages = body.get("messages") or []
+    text = body.get("prompt", body.get("input"))
+    if not isinstance(text, str):
+        messages = text or body.get("messages") or []
         text = " ".join(str(m.get("content", "")) for m in messages if isinstance(m, Mapping))
     match = _TAG.search(str(text))
     return int(match.group(1)) if match else None
-
-
-def _prompt_tokens(body: Mapping[str, Any]) -> int:
-    """Words in the prompt (or in every message): the fake's 'tokenizer'."""
-    if "prompt" in body:
-        return len(str(body["prompt"]).split())
-    return sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
-
-
-def _chunk(endpoint: str, text: str) -> dict[str, Any]:
-    if endpoint == "chat":
-        return {
-            "object": "chat.completion.chunk",
-            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
-        }
-    return {"object": "text_completion", "choices": [{"index": 0, "text": text}]}
 
 
 def _error_json(message: str, status: int) -> web.Response:
@@ -151,6 +141,7 @@ class FakeOpenAI:
         self.app.router.add_get("/v1/models", self._models)
         self.app.router.add_post("/v1/completions", self._completions)
         self.app.router.add_post("/v1/chat/completions", self._chat)
+        self.app.router.add_post("/v1/responses", self._responses)
 
     async def wait_for_requests(self, count: int) -> None:
         """Return once `count` completion requests have arrived (on the server's own loop)."""
@@ -176,6 +167,9 @@ class FakeOpenAI:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         return await self._answer(request, "chat")
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        return await self._answer(request, wire.RESPONSES)
 
     async def _answer(self, request: web.Request, endpoint: str) -> web.StreamResponse:
         body = await request.json()
@@ -223,7 +217,7 @@ class FakeOpenAI:
         if body.get("model") not in self.models:
             done.leave()
             return _error_json(f"The model `{body.get('model')}` does not exist.", 404)
-        tokens = body.get("max_tokens", 16)
+        tokens = wire.max_tokens(body, incoming.endpoint)
         if not isinstance(tokens, int) or tokens < 1:
             done.leave()
             return _error_json("max_tokens must be at least 1", 400)
@@ -234,16 +228,19 @@ class FakeOpenAI:
         return await self._stream(request, incoming, b, tokens, done)
 
     def _whole(self, incoming: Incoming, b: Behaviour, tokens: int) -> dict[str, Any]:
-        text = " tok" * tokens
-        choice: dict[str, Any] = (
-            {"index": 0, "message": {"role": "assistant", "content": text}}
-            if incoming.endpoint == "chat"
-            else {"index": 0, "text": text}
+        thinking = min(b.reasoning_tokens, tokens)
+        answer = wire.whole(
+            incoming.endpoint, " tok" * (tokens - thinking), " hmm" * thinking, b.reasoning_field
         )
-        answer: dict[str, Any] = {"object": "completion", "choices": [choice]}
         if b.send_usage:
-            answer["usage"] = _usage(incoming.body, tokens)
+            answer["usage"] = self._usage(incoming, b, tokens)
         return answer
+
+    @staticmethod
+    def _usage(incoming: Incoming, b: Behaviour, tokens: int) -> dict[str, Any]:
+        """The usage of a request that produced `tokens` output tokens so far."""
+        reasoning = min(b.reasoning_tokens, tokens) if b.reasoning_usage else None
+        return wire.usage(incoming.body, incoming.endpoint, tokens, reasoning)
 
     async def _stream(
         self, request: web.Request, incoming: Incoming, b: Behaviour, tokens: int, done: _Done
@@ -265,15 +262,23 @@ class FakeOpenAI:
         done: _Done,
     ) -> None:
         end = b"\r\n\r\n" if b.crlf else b"\n\n"
+        endpoint = incoming.endpoint
+        numbers = iter(range(1 << 30))
 
         async def event(obj: Any) -> None:
-            data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
-            await response.write(b"data: " + data + end)
+            await response.write(wire.sse(obj, next(numbers), end))
 
-        if incoming.endpoint == "chat" and b.role_chunk:
+        if endpoint == wire.RESPONSES:
+            await event(
+                {
+                    "type": "response.created",
+                    "response": wire.response_object("in_progress", "", ""),
+                }
+            )
+        if endpoint == "chat" and b.role_chunk:
             await event({"choices": [{"index": 0, "delta": {"role": "assistant"}}]})
         if b.empty_first_chunk:
-            await event(_chunk(incoming.endpoint, ""))
+            await event(wire.chunk(endpoint, ""))
         if b.fault == "stall_first":
             await asyncio.sleep(b.stall_s)
         await asyncio.sleep(b.ttft_s)
@@ -288,26 +293,43 @@ class FakeOpenAI:
                     return
                 if b.fault == "malformed":
                     await event(b"{not json")
+                elif b.fault == "error_event" and endpoint == wire.RESPONSES:
+                    await event({"type": "error", "message": "injected engine failure"})
                 elif b.fault == "error_event":
                     await event({"error": {"message": "injected engine failure", "code": 500}})
                 elif b.fault == "stall_mid":
                     await asyncio.sleep(b.stall_s)
-            count = min(b.tokens_per_chunk, tokens - sent)
+            thinking = sent < b.reasoning_tokens
+            limit = b.reasoning_tokens if thinking else tokens
+            count = min(b.tokens_per_chunk, limit - sent, tokens - sent)
             sent += count
             chunks += 1
-            obj = _chunk(incoming.endpoint, " tok" * count)
+            field = b.reasoning_field if thinking and endpoint != "completions" else None
+            obj = wire.chunk(
+                endpoint, (" hmm" if thinking else " tok") * count, reasoning_field=field
+            )
             if b.chunk_usage:
-                obj["usage"] = _usage(incoming.body, sent)
+                obj["usage"] = self._usage(incoming, b, sent)
             await event(obj)
-        asked = (incoming.body.get("stream_options") or {}).get("include_usage")
-        if b.send_usage and asked:
-            await event({"choices": [], "usage": _usage(incoming.body, tokens)})
-        if b.send_done:
-            await event(b"[DONE]")
+        await self._end_events(incoming, b, tokens, event)
         # Leave before the end is written: the client cannot see the end (and free a
         # concurrency slot) before the server stops counting this request as in flight.
         done.leave()
         await response.write_eof()
+
+    async def _end_events(
+        self, incoming: Incoming, b: Behaviour, tokens: int, event: Callable[[Any], Any]
+    ) -> None:
+        """Usage (when asked for and sent) and the end of the stream, in the endpoint's API."""
+        usage = self._usage(incoming, b, tokens) if b.send_usage else None
+        if incoming.endpoint == wire.RESPONSES:
+            final = wire.response_object("completed", "", "") | {"usage": usage}
+            await event({"type": "response.completed", "response": final})
+            return
+        if usage is not None and (incoming.body.get("stream_options") or {}).get("include_usage"):
+            await event({"choices": [], "usage": usage})
+        if b.send_done:
+            await event(b"[DONE]")
 
 
 def _echo_401_body(headers: Mapping[str, str]) -> str:
@@ -317,15 +339,6 @@ def _echo_401_body(headers: Mapping[str, str]) -> str:
     # Everything here is ASCII: characters are bytes.
     filler = "x" * (ECHO_KEY_OFFSET - len(head) - len("Authorization: Bearer "))
     return f"{head}{filler}{authorization} (rejected)"
-
-
-def _usage(body: Mapping[str, Any], completion_tokens: int) -> dict[str, int]:
-    prompt_tokens = _prompt_tokens(body)
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
 
 
 class _Done:

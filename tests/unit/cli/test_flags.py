@@ -174,7 +174,7 @@ def test_every_option_of_the_model_has_a_sweep_flag(
         if (match := re.search(r"\[([a-z_.]+)\]$", entry))
     }
     options = [".".join(option.path) for option in option_fields()]
-    assert len(options) == 63
+    assert len(options) == 72
     missing = [path for path in options if path not in paths_in_help]
     assert sorted(missing) == sorted(MASTER_ONLY)
     master = {
@@ -243,5 +243,5 @@ def test_each_model_flag_help_line_names_its_field_path(
         if flag not in own and not re.search(r" \[[a-z]+\.[a-z_]+\]$", entry)
     ]
     assert unnamed == []
-    # 59 fields (62, less the master's own 3); rates_rps and ignore_eos have two flags
-    assert len(entries) == len(own) + 62
+    # 69 fields (72, less the master's own 3); rates_rps and ignore_eos have two flags
+    assert len(entries) == len(own) + 72

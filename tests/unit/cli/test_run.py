@@ -85,6 +85,7 @@ def test_run_minimal_takes_the_defaults() -> None:
         "ttft_timeout_s": 600.0,
         "idle_timeout_s": 120.0,
         "request_timeout_s": 3600.0,
+        "server_metrics": "auto",
     }
     assert config.targets == ()
     assert config.load.model_dump() == {
@@ -113,6 +114,12 @@ def test_run_minimal_takes_the_defaults() -> None:
         "shuffle": False,
         "replacement": False,
         "prompt_template": None,
+        "prefix_tokens": 0,
+        "num_prefixes": 1,
+        "prefix_zipf": None,
+        "multi_turn": False,
+        "turns": "4",
+        "think_time_s": 0.0,
     }
     assert config.output.out_dir is None
     assert (config.metrics.port, config.metrics.pushgateway) == (None, None)
@@ -282,6 +289,12 @@ def test_workload_flags_reach_the_config() -> None:
         "shuffle": True,
         "replacement": False,
         "prompt_template": "llama2",
+        "prefix_tokens": 0,
+        "num_prefixes": 1,
+        "prefix_zipf": None,
+        "multi_turn": False,
+        "turns": "4",
+        "think_time_s": 0.0,
     }
     assert config_of("run", "--rate", "1", "--replacement").workload.replacement is True
 
@@ -340,6 +353,8 @@ def test_output_metrics_and_sim_flags_reach_the_config(tmp_path: Path) -> None:
         "token_budget": 256,
         "gpu_memory_utilization": 0.8,
         "eos_mean_tokens": 64.0,
+        "enable_prefix_caching": None,
+        "reasoning_tokens": "0",
     }
 
 

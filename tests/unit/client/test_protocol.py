@@ -12,13 +12,13 @@ from loadgen.client.protocol import (
     TEXT_MARKERS,
     RequestOptions,
     build_body,
-    choice_text,
     chunk_template,
     count_template_events,
     error_of,
     fits_template,
     model_ids,
     normalize_base_url,
+    output_parts,
     redact,
     rejected_field,
     usage_of,
@@ -130,6 +130,28 @@ def test_build_body_chat_passes_messages_through() -> None:
     assert "prompt" not in body
 
 
+def test_build_body_responses_sends_input_and_max_output_tokens() -> None:
+    body = body_of(SPEC, RequestOptions(endpoint="responses", model="m", optional={"top_k": 5}))
+    # Usage comes in the final event unasked: no stream_options, and no chat/completions names.
+    assert body == {
+        "model": "m",
+        "input": "Hello there",
+        "max_output_tokens": 16,
+        "stream": True,
+        "top_k": 5,
+    }
+
+
+def test_build_body_responses_passes_messages_as_input() -> None:
+    messages = ({"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"})
+    spec = RequestSpec(prompt="ignored", max_tokens=4, messages=messages)
+    body = body_of(spec, RequestOptions(endpoint="responses", model="m", stream=False))
+    assert body["input"] == [dict(m) for m in messages]
+    assert body["stream"] is False
+    assert "max_tokens" not in body
+    assert "messages" not in body
+
+
 def test_build_body_completions_uses_prompt_even_with_messages() -> None:
     spec = RequestSpec(prompt="p", max_tokens=4, messages=({"role": "user", "content": "m"},))
     body = body_of(spec, RequestOptions(model="m"))
@@ -193,35 +215,76 @@ def test_build_body_extra_body_merged_last_and_overrides() -> None:
     assert body["prompt"] == "Hello there"
 
 
-# --- choice_text --------------------------------------------------------------------------------
+# --- output_parts -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("obj", "expected"),
     [
-        ({"object": "text_completion", "choices": [{"index": 0, "text": " the"}]}, " the"),
-        ({"choices": [{"index": 0, "delta": {"content": " cat"}}]}, " cat"),
-        ({"choices": [{"index": 0, "delta": {"role": "assistant"}}]}, ""),
-        ({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}, ""),
-        ({"choices": [{"index": 0, "delta": {"content": None}}]}, ""),
-        ({"choices": [{"index": 0, "delta": {"reasoning_content": "hmm"}}]}, "hmm"),
-        ({"choices": [{"index": 0, "delta": {"content": "", "reasoning": "so"}}]}, "so"),
-        ({"choices": [{"index": 0, "delta": {}}]}, ""),
-        ({"choices": [{"index": 0, "text": "", "finish_reason": "length"}]}, ""),
-        ({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 5}}, ""),
-        ({"usage": {"prompt_tokens": 3}}, ""),
-        ({}, ""),
+        ({"object": "text_completion", "choices": [{"index": 0, "text": " the"}]}, (" the", "")),
+        ({"choices": [{"index": 0, "delta": {"content": " cat"}}]}, (" cat", "")),
+        ({"choices": [{"index": 0, "delta": {"role": "assistant"}}]}, ("", "")),
+        ({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}, ("", "")),
+        ({"choices": [{"index": 0, "delta": {"content": None}}]}, ("", "")),
+        ({"choices": [{"index": 0, "delta": {"reasoning_content": "hmm"}}]}, ("", "hmm")),
+        ({"choices": [{"index": 0, "delta": {"content": "", "reasoning": "so"}}]}, ("", "so")),
+        (
+            {"choices": [{"delta": {"content": None, "reasoning": "a", "reasoning_content": "a"}}]},
+            ("", "a"),
+        ),
+        ({"choices": [{"index": 0, "delta": {}}]}, ("", "")),
+        ({"choices": [{"index": 0, "text": "", "finish_reason": "length"}]}, ("", "")),
+        ({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 5}}, ("", "")),
+        ({"usage": {"prompt_tokens": 3}}, ("", "")),
+        ({}, ("", "")),
         (
             {
                 "object": "chat.completion",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi!"}}],
             },
-            "Hi!",
+            ("Hi!", ""),
+        ),
+        (
+            {
+                "object": "chat.completion",
+                "choices": [{"message": {"content": "42", "reasoning_content": "think"}}],
+            },
+            ("42", "think"),
+        ),
+        # Responses API stream events.
+        (
+            {"type": "response.output_text.delta", "delta": " yes", "sequence_number": 5},
+            (" yes", ""),
+        ),
+        (
+            {"type": "response.reasoning_text.delta", "delta": "why", "sequence_number": 4},
+            ("", "why"),
+        ),
+        ({"type": "response.output_text.done", "text": "the whole answer"}, ("", "")),
+        ({"type": "response.created", "response": {"object": "response", "output": []}}, ("", "")),
+        # A whole Responses API response.
+        (
+            {
+                "object": "response",
+                "output": [
+                    {"type": "reasoning", "content": [{"type": "reasoning_text", "text": "r1"}]},
+                    {
+                        "type": "message",
+                        "content": [
+                            {"type": "output_text", "text": "a1"},
+                            {"type": "refusal", "refusal": "no"},
+                            {"type": "output_text", "text": "a2"},
+                        ],
+                    },
+                    {"type": "function_call", "arguments": "{}"},
+                ],
+            },
+            ("a1a2", "r1"),
         ),
     ],
 )
-def test_choice_text(obj: dict[str, Any], expected: str) -> None:
-    assert choice_text(obj) == expected
+def test_output_parts(obj: dict[str, Any], expected: tuple[str, str]) -> None:
+    assert output_parts(obj) == expected
 
 
 # --- usage_of -----------------------------------------------------------------------------------
@@ -230,17 +293,67 @@ def test_choice_text(obj: dict[str, Any], expected: str) -> None:
 @pytest.mark.parametrize(
     ("obj", "expected"),
     [
-        ({"usage": {"prompt_tokens": 12, "completion_tokens": 34, "total_tokens": 46}}, (12, 34)),
-        ({"usage": {"prompt_tokens": 12}}, (12, None)),
-        ({"usage": {"completion_tokens": 34}}, (None, 34)),
-        ({"usage": None}, (None, None)),
-        ({"usage": {}}, (None, None)),
-        ({"choices": [{"text": "x"}]}, (None, None)),
-        ({"usage": {"prompt_tokens": "12", "completion_tokens": 3.0}}, (None, None)),
+        (
+            {"usage": {"prompt_tokens": 12, "completion_tokens": 34, "total_tokens": 46}},
+            (12, 34, None),
+        ),
+        ({"usage": {"prompt_tokens": 12}}, (12, None, None)),
+        ({"usage": {"completion_tokens": 34}}, (None, 34, None)),
+        ({"usage": None}, (None, None, None)),
+        ({"usage": {}}, (None, None, None)),
+        ({"choices": [{"text": "x"}]}, (None, None, None)),
+        ({"usage": {"prompt_tokens": "12", "completion_tokens": 3.0}}, (None, None, None)),
+        ({"usage": {"prompt_tokens": True, "completion_tokens": 3}}, (None, 3, None)),
+        (
+            {
+                "usage": {
+                    "prompt_tokens": 7,
+                    "completion_tokens": 30,
+                    "completion_tokens_details": {"reasoning_tokens": 20},
+                }
+            },
+            (7, 30, 20),
+        ),
+        # The Responses API: usage in the final event's response, under its own names.
+        (
+            {
+                "type": "response.completed",
+                "response": {
+                    "usage": {
+                        "input_tokens": 9,
+                        "output_tokens": 50,
+                        "output_tokens_details": {"reasoning_tokens": 12},
+                        "total_tokens": 59,
+                    }
+                },
+            },
+            (9, 50, 12),
+        ),
+        (
+            {"type": "response.incomplete", "response": {"usage": {"output_tokens": 8}}},
+            (None, 8, None),
+        ),
+        ({"type": "response.created", "response": {"usage": None}}, (None, None, None)),
+        (
+            {"type": "response.in_progress", "response": {"usage": {"output_tokens": 8}}},
+            (None, None, None),
+        ),
+        ({"object": "response", "usage": {"input_tokens": 3, "output_tokens": 4}}, (3, 4, None)),
     ],
 )
-def test_usage_of(obj: dict[str, Any], expected: tuple[int | None, int | None]) -> None:
-    assert usage_of(obj) == expected
+def test_usage_of(obj: dict[str, Any], expected: tuple[int | None, ...]) -> None:
+    assert usage_of(obj) == (*expected, None)  # and no cached-token count
+
+
+def test_usage_of_cached_prompt_tokens_on_both_apis() -> None:
+    chat = {"usage": {"prompt_tokens": 90, "prompt_tokens_details": {"cached_tokens": 64}}}
+    assert usage_of(chat) == (90, None, None, 64)
+    final = {
+        "type": "response.completed",
+        "response": {"usage": {"input_tokens": 90, "input_tokens_details": {"cached_tokens": 32}}},
+    }
+    assert usage_of(final).cached == 32
+    assert usage_of({"usage": {"prompt_tokens_details": None}}).cached is None
 
 
 # --- error_of -----------------------------------------------------------------------------------
@@ -270,12 +383,28 @@ def test_error_of_error_without_message_keeps_the_object() -> None:
     assert error_of({"error": {"code": 500}}) == "{'code': 500}"
 
 
+def test_error_of_responses_error_event() -> None:
+    event = {"type": "error", "code": "server_error", "message": "engine died", "param": None}
+    assert error_of(event) == "engine died"
+
+
+def test_error_of_responses_failed_event() -> None:
+    event = {
+        "type": "response.failed",
+        "response": {"status": "failed", "error": {"code": "x", "message": "out of memory"}},
+    }
+    assert error_of(event) == "out of memory"
+    assert error_of({"type": "response.failed", "response": {}}) == "response failed"
+
+
 @pytest.mark.parametrize(
     "obj",
     [
         {"choices": [{"text": "ok"}]},
         {"error": None, "choices": []},
         {"object": "text_completion", "message": "not an error"},
+        {"type": "response.output_text.delta", "delta": "x"},
+        {"object": "response", "status": "completed", "error": None},
         {},
     ],
 )

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from loadgen.client.protocol import TEXT_MARKERS
-from loadgen.client.responses import Progress, RequestFailed, apply_events, tokens_out
+from loadgen.client.responses import (
+    Progress,
+    RequestFailed,
+    apply_events,
+    reasoning_tokens,
+    tokens_out,
+)
 
 COMPLETIONS = TEXT_MARKERS["completions"]
 CHAT = TEXT_MARKERS["chat"]
@@ -121,3 +128,112 @@ def test_server_usage_wins_over_the_tokenizer() -> None:
     progress = Progress(t_send_ns=0, collect_text=True)
     apply_events([token(" a"), USAGE], 10, progress, COMPLETIONS)
     assert tokens_out(progress, len) == (9, "server")
+
+
+def chat_delta(field: str, text: str) -> bytes:
+    """A vLLM-shaped chat chunk whose delta carries `text` in `field`."""
+    return (
+        b'{"id":"chatcmpl-1","object":"chat.completion.chunk","created":5,"model":"m",'
+        b'"choices":[{"index":0,"delta":{"' + field.encode() + b'":"' + text.encode() + b'"},'
+        b'"logprobs":null,"finish_reason":null}]}'
+    )
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_reasoning_then_answer_times_first_answer_and_counts_each_kind(field: str) -> None:
+    progress = Progress(t_send_ns=0)
+    think = [chat_delta(field, f"r{i}") for i in range(5)]
+    assert apply_events(think[:2], 10, progress, CHAT) is True  # TTFT: reasoning counts
+    assert progress.template is not None
+    assert progress.template_reasoning
+    apply_events(think[2:], 20, progress, CHAT)  # plain reasoning chunks, not decoded
+    assert progress.t_first_answer_ns is None
+    answer = [chat_delta("content", f"a{i}") for i in range(3)]
+    apply_events(answer[:1], 30, progress, CHAT)
+    assert progress.t_first_answer_ns == 30
+    assert progress.template is not None
+    assert not progress.template_reasoning
+    apply_events(answer[1:], 40, progress, CHAT)
+    assert list(progress.chunk_times_ns) == [10, 10, 20, 20, 20, 30, 40, 40]
+    assert (progress.t_first_ns, progress.t_last_ns) == (10, 40)
+    assert tokens_out(progress) == (8, "estimate")
+    assert reasoning_tokens(progress) == 5
+
+
+def test_server_reasoning_count_wins_over_the_chunks_seen() -> None:
+    progress = Progress(t_send_ns=0)
+    apply_events([chat_delta("reasoning_content", "r")], 10, progress, CHAT)
+    apply_events([chat_delta("content", "a")], 20, progress, CHAT)
+    usage = (
+        b'{"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":11,'
+        b'"completion_tokens_details":{"reasoning_tokens":7}}}'
+    )
+    apply_events([usage, b"[DONE]"], 30, progress, CHAT)
+    assert tokens_out(progress) == (11, "server")
+    assert reasoning_tokens(progress) == 7
+
+
+def test_no_reasoning_means_no_reasoning_count_and_answer_from_the_first_token() -> None:
+    progress = Progress(t_send_ns=0)
+    apply_events([chat_delta("content", "a"), chat_delta("content", "b")], 10, progress, CHAT)
+    assert progress.t_first_answer_ns == progress.t_first_ns == 10
+    assert reasoning_tokens(progress) is None
+
+
+def test_kept_text_is_counted_by_kind_with_a_tokenizer() -> None:
+    progress = Progress(t_send_ns=0, collect_text=True)
+    reads = [chat_delta("reasoning", "one two "), chat_delta("reasoning", "three ")]
+    apply_events(reads, 10, progress, CHAT)
+    apply_events([chat_delta("content", "four five")], 20, progress, CHAT)
+    assert progress.template is None  # every chunk decoded while text is kept
+
+    def words(text: str) -> int:
+        return len(text.split())
+
+    assert tokens_out(progress, words) == (5, "tokenizer")
+    assert reasoning_tokens(progress, words) == 3
+
+
+RESPONSES = TEXT_MARKERS["responses"]
+
+
+def response_event(kind: str, sequence: int, **fields: object) -> bytes:
+    """A Responses API stream event's data payload."""
+    return orjson.dumps({"type": kind, "sequence_number": sequence, **fields})
+
+
+def test_responses_events_time_reasoning_and_answer_and_read_the_final_usage() -> None:
+    progress = Progress(t_send_ns=0)
+    created = response_event("response.created", 0, response={"status": "in_progress"})
+    assert apply_events([created], 5, progress, RESPONSES) is False
+    delta = "response.reasoning_text.delta"
+    assert apply_events([response_event(delta, 1, delta="hm")], 10, progress, RESPONSES)
+    apply_events([response_event(delta, 2, delta="m")], 15, progress, RESPONSES)
+    text = "response.output_text.delta"
+    apply_events(
+        [response_event(text, 3, delta="Yes"), response_event(text, 4, delta=".")],
+        20,
+        progress,
+        RESPONSES,
+    )
+    usage = {
+        "input_tokens": 6,
+        "output_tokens": 4,
+        "output_tokens_details": {"reasoning_tokens": 2},
+    }
+    done = response_event("response.completed", 5, response={"status": "completed", "usage": usage})
+    apply_events(
+        [response_event("response.output_text.done", 5, text="Yes."), done], 25, progress, RESPONSES
+    )
+    assert progress.template is None  # sequence numbers differ: no event fits another's
+    assert list(progress.chunk_times_ns) == [10, 15, 20, 20]
+    assert (progress.t_first_ns, progress.t_first_answer_ns, progress.t_last_ns) == (10, 20, 20)
+    assert tokens_out(progress) == (4, "server")
+    assert (progress.prompt_tokens, reasoning_tokens(progress)) == (6, 2)
+
+
+def test_responses_error_event_fails_the_request() -> None:
+    progress = Progress(t_send_ns=0)
+    failed = response_event("error", 3, code="server_error", message="engine died")
+    with pytest.raises(RequestFailed, match="engine died"):
+        apply_events([failed], 10, progress, RESPONSES)

@@ -28,7 +28,14 @@ from loadgen.core.records import RequestRecord
 from loadgen.core.shards import Shard, shard_index
 
 BASE = 3_000_000_000_000  # an arbitrary perf_counter_ns origin
-TIME_FIELDS = ("t_sched_ns", "t_send_ns", "t_done_ns", "t_first_ns", "t_last_ns")
+TIME_FIELDS = (
+    "t_sched_ns",
+    "t_send_ns",
+    "t_done_ns",
+    "t_first_ns",
+    "t_last_ns",
+    "t_first_answer_ns",
+)
 
 # --- frames ----------------------------------------------------------------------------------
 
@@ -162,6 +169,11 @@ def records() -> list[RequestRecord]:
             chunk_times_ns=array("q", [BASE + 20_000, BASE + 50_000, BASE + 80_000]),
             chunk_tokens=array("q", [1, 1, 1]),
             status=200,
+            t_first_answer_ns=BASE + 50_000,  # two tokens of reasoning before the answer
+            reasoning_tokens=2,
+            cached_tokens=8,
+            session=3,
+            turn=2,
         ),
         RequestRecord(  # chunk times as a plain tuple, chunk tokens unknown
             index=1,

@@ -279,7 +279,7 @@ def test_api_key_env_takes_a_variable_name(name: str) -> None:
         ),
         (
             {"target": {"endpoint": "foo"}, "load": RATES},
-            "sweep.toml: target.endpoint: must be 'completions' or 'chat' (got 'foo')",
+            "sweep.toml: target.endpoint: must be 'completions', 'chat' or 'responses' (got 'foo')",
         ),
         (
             {"target": {"stream": "maybe"}, "load": RATES},

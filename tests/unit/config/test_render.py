@@ -105,6 +105,7 @@ def test_dump_holds_the_shared_target_and_sections_in_full() -> None:
         "ttft_timeout_s": 600.0,
         "idle_timeout_s": 120.0,
         "request_timeout_s": 3600.0,
+        "server_metrics": "auto",
     }
     assert data["load"] == {
         "rates_rps": [1.0, 2.5, "inf"],

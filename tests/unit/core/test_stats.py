@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -548,6 +549,8 @@ def test_empty_step() -> None:
         sequence_throughput_rps=0.0,
         output_token_throughput_tps=0.0,
         total_token_throughput_tps=0.0,
+        reasoning_tokens_mean=None,
+        answer_tokens_mean=None,
         goodput_rps=None,
         achieved_rate_rps=None,
         send_gap_cv=None,
@@ -556,6 +559,7 @@ def test_empty_step() -> None:
         send_count_dispersion=None,
         ttft_s=None,
         ttft_sched_s=None,
+        ttfa_s=None,
         tpot_s=None,
         itl_s=None,
         e2e_s=None,
@@ -834,3 +838,33 @@ def test_a_step_reports_how_poisson_its_sends_were() -> None:
         slos={}, interrupted=False, duration_s=12.0,
     )  # fmt: skip
     assert (batch.trimmed.send_gap_ks, batch.trimmed.send_gap_ks_pvalue) == (None, None)
+
+
+def test_time_to_first_answer_and_reasoning_answer_token_means() -> None:
+    thinking = replace(
+        rec(0, 0, first_ms=100, last_ms=600, tokens_out=50),
+        t_first_answer_ns=ns(300),
+        reasoning_tokens=20,
+    )
+    plain = replace(rec(1, 10, first_ms=60, last_ms=200, tokens_out=10), t_first_answer_ns=ns(60))
+    only_thinking = replace(
+        rec(2, 20, first_ms=70, last_ms=400, tokens_out=8), reasoning_tokens=8
+    )  # the output ended before any answer: no TTFA
+    failed = replace(rec(3, 30, error="http_5xx"), reasoning_tokens=99)
+    f = step_figures([thinking, plain, only_thinking, failed], {})
+    # TTFA from send: 300 - 0 and 60 - 10 ms; TTFT counts reasoning: 100, 50, 50 ms.
+    assert f.ttfa_s is not None
+    assert f.ttfa_s.count == 2
+    assert (f.ttfa_s.min, f.ttfa_s.max) == (pytest.approx(0.050), pytest.approx(0.300))
+    assert f.ttft_s is not None
+    assert f.ttft_s.max == pytest.approx(0.100)
+    # Reasoning per success: 20, 0 (none reported), 8 -> mean 28/3; answers 30, 10, 0 -> 40/3.
+    # The failure's 99 is not a success's.
+    assert f.reasoning_tokens_mean == pytest.approx(28 / 3)
+    assert f.answer_tokens_mean == pytest.approx(40 / 3)
+
+
+def test_no_reasoning_reported_leaves_the_reasoning_means_out() -> None:
+    f = step_figures([rec(0, 0, first_ms=10, last_ms=20, tokens_out=3)], {})
+    assert f.reasoning_tokens_mean is None
+    assert f.answer_tokens_mean is None

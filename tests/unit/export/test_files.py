@@ -231,7 +231,8 @@ def test_request_row_times_relative_to_step_start() -> None:
     summary = summary_of(step_records(T0), 4, 2.0)
     row = row_of(0, summary, T0)
     latencies = {
-        name: row.pop(name) for name in ("ttft_s", "tpot_s", "e2e_s", "per_token_latency_s")
+        name: row.pop(name)
+        for name in ("ttft_s", "ttfa_s", "tpot_s", "e2e_s", "per_token_latency_s")
     }
     assert row == {
         "step": 4,
@@ -242,12 +243,17 @@ def test_request_row_times_relative_to_step_start() -> None:
         "t_sched_s": 0.0,
         "t_send_s": 0.001,
         "t_first_s": 0.101,
+        "t_first_answer_s": None,
         "t_last_s": 0.301,
         "t_done_s": 0.302,
         "slot_wait_s": 0.0,
         "tokens_in": 8,
         "tokens_out": 3,
         "tokens_source": "server",
+        "reasoning_tokens": None,
+        "cached_tokens": None,
+        "session": None,
+        "turn": None,
         "chunks": 3,
         "status": None,
         "error_kind": None,
@@ -256,6 +262,7 @@ def test_request_row_times_relative_to_step_start() -> None:
     # Sent at 1 ms, first token at 101 ms, last (third) at 301 ms.
     assert latencies == {
         "ttft_s": pytest.approx(0.100),
+        "ttfa_s": None,  # no answer text was told apart from reasoning
         "tpot_s": pytest.approx(0.100),
         "e2e_s": pytest.approx(0.300),
         "per_token_latency_s": pytest.approx(0.100),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from rich.console import Console
 
@@ -12,10 +13,12 @@ from loadgen.core.stats import summarize_step
 from loadgen.report.console import (
     progress_text,
     rate_text,
+    server_table,
     step_warnings,
     summary_table,
     sweep_table,
 )
+from tests.support.figures import SERVER
 
 MS = 1_000_000
 
@@ -94,3 +97,36 @@ def test_progress_text_counts() -> None:
     assert "sent 20/50" in text
     assert "in flight 5" in text
     assert "sending at 4.0 req/s" in text  # 20 sent in 5 s
+
+
+def test_summary_table_and_sweep_show_the_servers_view_and_its_mismatch() -> None:
+    steps = [replace(summary(10.0, [record(i) for i in range(5)], step=0), server=SERVER)]
+    steps.append(summary(20.0, [record(i) for i in range(5)], step=1))  # not scraped
+    text = rendered(summary_table(steps[0]))
+    assert "20 / 18 (prompt 500 / 500)" in text
+    assert "25.0 (125 of 500 tokens)" in text
+    assert "4.5 / 7" in text  # running mean / max
+    assert "42.5 / 12.0 / 250.0" in text
+    assert "4 of http://127.0.0.1:8000/metrics" in text
+    assert "server metrics: the server generated 20 tokens" in " ".join(step_warnings(steps[0]))
+    table = server_table(steps)
+    assert table is not None
+    lines = [line for line in rendered(table).splitlines() if line.strip().startswith("│")]
+    assert len(lines) == 1  # the step without server figures has no row
+    assert lines[0].split() == ["│", "10", "│", "20", "│", "18", "│", "25.0", "│", "3", "│",
+                                "7", "│", "2", "│", "50.0", "│", "42.5", "│"]  # fmt: skip
+    assert server_table(steps[1:]) is None
+    assert "server:" not in rendered(summary_table(steps[1]))
+
+
+def test_summary_table_shows_reasoning_only_when_reported() -> None:
+    thinking = [replace(record(i), reasoning_tokens=i) for i in range(5)]
+    # Reasoning 0..4 of 4 tokens each: mean 2.0, answers 4 - i: mean 2.0.
+    row = next(
+        line
+        for line in rendered(summary_table(summary(10.0, thinking))).splitlines()
+        if "reasoning" in line
+    )
+    assert row.split() == ["│", "reasoning", "/", "answer", "tokens,", "mean", "│", "2.0", "/",
+                           "2.0", "│"]  # fmt: skip
+    assert "reasoning" not in rendered(summary_table(summary(10.0, [record(0), record(1)])))

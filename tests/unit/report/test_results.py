@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -13,12 +14,19 @@ from loadgen.core.records import RequestRecord, StepSummary
 from loadgen.core.stats import summarize_step
 from loadgen.export.files import ResultsWriter, summary_dict
 from loadgen.report.results import ResultsError, load_results, results_folders
+from tests.support.figures import SERVER
 
 MS = 1_000_000
 
 
-def write(out_dir: Path, summary: StepSummary, label: str = "m @ h:8000") -> None:
-    """Write one step of `records()` to `out_dir` as a run's results writer does."""
+def write(
+    out_dir: Path,
+    summary: StepSummary,
+    label: str = "m @ h:8000",
+    sent: list[RequestRecord] | None = None,
+) -> None:
+    """Write one step of `sent` (default `records()`) to `out_dir` as a run's results writer
+    does."""
     writer = ResultsWriter()
     writer.on_target_start(
         TargetInfo(
@@ -34,7 +42,7 @@ def write(out_dir: Path, summary: StepSummary, label: str = "m @ h:8000") -> Non
         )
     )
     progress = StepProgress(0, summary.target_rate_rps, summary.num_sent, summary.trim, 0)
-    writer.on_step_end(progress, summary, records())
+    writer.on_step_end(progress, summary, records() if sent is None else sent)
 
 
 def records() -> list[RequestRecord]:
@@ -73,6 +81,45 @@ def test_summary_json_reads_back_to_the_same_summaries(tmp_path: Path, rate: flo
     assert run.target["base_url"] == "http://h:8000/v1"
     assert len(run.requests) == 11
     assert run.requests[10]["error_kind"] == "timeout"
+
+
+def test_reasoning_figures_and_the_servers_view_read_back(tmp_path: Path) -> None:
+    thinking = [
+        replace(r, t_first_answer_ns=r.t_first_ns + 10 * MS if r.t_first_ns else None,
+                reasoning_tokens=1 if r.ok else None)
+        for r in records()
+    ]  # fmt: skip
+    summary = summarize_step(
+        thinking, step=0, target_rate_rps=4.0, num_sent=11, trim=2, slos={},
+        interrupted=False, duration_s=1.5,
+    )  # fmt: skip
+    summary = replace(summary, server=SERVER)
+    assert summary.trimmed.ttfa_s is not None
+    assert summary.trimmed.reasoning_tokens_mean == 1.0
+    write(tmp_path, summary, sent=thinking)
+    run = load_results(tmp_path)
+    assert run.steps == (summary,)
+    assert run.requests[0]["reasoning_tokens"] == 1
+    assert run.requests[0]["ttfa_s"] == pytest.approx(0.029)  # 20 + 10 ms after a 1 ms send
+
+
+def test_results_written_before_reasoning_and_server_figures_still_read(tmp_path: Path) -> None:
+    summary = summarize_step(
+        records(), step=0, target_rate_rps=4.0, num_sent=11, trim=2, slos={},
+        interrupted=False, duration_s=1.5,
+    )  # fmt: skip
+    write(tmp_path, summary)
+    path = tmp_path / "summary.json"
+    document = orjson.loads(path.read_bytes())
+    for step in document["steps"]:
+        for name in ("ttfa_s", "reasoning_tokens_mean", "answer_tokens_mean", "server"):
+            step.pop(name)
+            step["untrimmed"].pop(name, None)
+    path.write_bytes(orjson.dumps(document))
+    (read,) = load_results(tmp_path).steps
+    assert read.server is None
+    assert read.trimmed.ttfa_s is None
+    assert read.trimmed.ttft_s == summary.trimmed.ttft_s
 
 
 def test_the_written_label_names_the_target(tmp_path: Path) -> None:

@@ -17,12 +17,12 @@ from loadgen.sim.cost_model import BatchShape
 from loadgen.sim.engine import (
     Engine,
     EngineConfig,
-    Sequence,
     StepResult,
     activation_bytes,
     kv_cache_blocks,
 )
 from loadgen.sim.presets import GPUS, MODELS, GpuSpec, PresetError
+from loadgen.sim.sequence import Sequence
 from tests.support.sim_toys import TINY, RecordingCost
 
 

@@ -31,6 +31,14 @@ FAMILIES = {
     "vllm:prompt_tokens": ("counter", "Number of prefill tokens processed."),
     "vllm:generation_tokens": ("counter", "Number of generation tokens processed."),
     "vllm:num_preemptions": ("counter", "Cumulative number of preemption from the engine."),
+    "vllm:prefix_cache_queries": (
+        "counter",
+        "Prefix cache queries, in terms of number of queried tokens.",
+    ),
+    "vllm:prefix_cache_hits": (
+        "counter",
+        "Prefix cache hits, in terms of number of cached tokens.",
+    ),
     "vllm:request_success": ("counter", "Count of successfully processed requests."),
     "vllm:time_to_first_token_seconds": (
         "histogram",
@@ -133,6 +141,8 @@ def test_counter_samples_are_named_with_a_single_total_suffix(registry: Collecto
         "vllm:prompt_tokens_total",
         "vllm:generation_tokens_total",
         "vllm:num_preemptions_total",
+        "vllm:prefix_cache_queries_total",
+        "vllm:prefix_cache_hits_total",
         "vllm:request_success_total",
     ):
         assert counter in names
@@ -209,6 +219,25 @@ def test_counters_move_by_the_amounts_passed(
     assert value(registry, "vllm:prompt_tokens_total") == 612
     assert value(registry, "vllm:generation_tokens_total") == 94
     assert value(registry, "vllm:num_preemptions_total") == 3
+
+
+def test_prefix_cache_counters_move_by_the_tokens_passed(
+    metrics: VllmMetrics, registry: CollectorRegistry
+) -> None:
+    metrics.count_prefix_cache(queries=100, hits=64)
+    metrics.count_prefix_cache(queries=30, hits=0)
+    metrics.count_prefix_cache(queries=0, hits=0)
+    assert value(registry, "vllm:prefix_cache_queries_total") == 130
+    assert value(registry, "vllm:prefix_cache_hits_total") == 64
+
+
+@pytest.mark.parametrize(("queries", "hits"), [(10, 11), (-1, 0), (5, -1)])
+def test_prefix_cache_hits_cannot_exceed_queries(
+    metrics: VllmMetrics, registry: CollectorRegistry, queries: int, hits: int
+) -> None:
+    with pytest.raises(ValueError, match="hits"):
+        metrics.count_prefix_cache(queries, hits)
+    assert value(registry, "vllm:prefix_cache_queries_total") == 0
 
 
 def test_request_success_counts_per_finished_reason(

@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from loadgen.sim.requests import FLAVORS, BadRequest, Flavor, ParsedRequest, parse_request
+from loadgen.sim.requests import (
+    FLAVORS,
+    BadRequest,
+    Flavor,
+    ParsedRequest,
+    parse_request,
+    parse_responses_request,
+)
 
 MODEL = "served-model"
 CHAT = [{"role": "user", "content": "one two three"}]
@@ -131,13 +138,14 @@ def test_vllm_keeps_the_output_options() -> None:
         "min_tokens": 12,
     }
     assert parse(body) == ParsedRequest(
-        chat=False,
+        endpoint="completions",
         prompt_tokens=3,
         max_tokens=40,
         stream=True,
         include_usage=True,
         ignore_eos=True,
         min_tokens=12,
+        prompt=("a", "b", "c"),
     )
 
 
@@ -167,3 +175,83 @@ def test_usage_only_for_streams() -> None:
     assert parse(body | {"stream": True}).include_usage is True
     assert parse({"prompt": "a", "stream": True}).include_usage is False
     assert parse({"prompt": "a", "stream": True, "stream_options": None}).include_usage is False
+
+
+# ---- token content -------------------------------------------------------------------------
+
+
+def test_prompts_keep_their_token_content() -> None:
+    assert parse({"prompt": "one two  three"}).prompt == ("one", "two", "three")
+    assert parse({"prompt": [5, 6, 7]}).prompt == (5, 6, 7)
+    chat = parse({"messages": [{"role": "user", "content": "a b"}]}, chat=True)
+    assert chat.prompt == (("user", "a"), "b")
+    assert len(parse({"prompt": " "}).prompt) == parse({"prompt": " "}).prompt_tokens == 1
+
+
+def test_chat_counts_keep_every_text_message_at_one_token_at_least() -> None:
+    messages = [{"role": "system", "content": ""}, {"role": "user", "content": "a b"}]
+    parsed = parse({"messages": messages}, chat=True)
+    assert parsed.prompt_tokens == len(parsed.prompt) == 3
+
+
+# ---- the Responses API ---------------------------------------------------------------------
+
+
+def parse_responses(body: Any) -> ParsedRequest:
+    return parse_responses_request(body, served_model=MODEL)
+
+
+def test_responses_text_input_is_one_user_message() -> None:
+    parsed = parse_responses({"input": "one two three", "max_output_tokens": 9, "stream": True})
+    assert parsed.endpoint == "responses"
+    assert (parsed.prompt_tokens, parsed.max_tokens, parsed.stream) == (3, 9, True)
+    # The same tokens a chat of that user message has, so the two share cached blocks.
+    assert parsed.prompt == parse({"messages": CHAT}, chat=True).prompt
+    assert parsed.include_usage  # the last event always carries usage
+    assert not parsed.chat
+
+
+def test_responses_messages_instructions_and_content_parts_count() -> None:
+    said = [{"type": "output_text", "text": "x"}]
+    asked = [{"type": "input_text", "text": "three"}, {"type": "input_text", "text": "four"}]
+    body = {
+        "instructions": "be brief",
+        "input": [
+            {"role": "user", "content": "one two"},
+            {"type": "message", "role": "assistant", "content": said},
+            {"role": "user", "content": asked},
+        ],
+        "temperature": 0.2,
+        "ignore_eos": True,
+        "min_tokens": 3,
+    }
+    parsed = parse_responses(body)
+    assert parsed.prompt_tokens == 2 + 2 + 1 + 2
+    assert parsed.prompt[0] == ("system", "be")
+    assert (parsed.ignore_eos, parsed.min_tokens, parsed.temperature) == (True, 3, 0.2)
+    assert parsed.instructions == "be brief"
+    assert parsed.max_tokens is None  # up to the context, as vLLM
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"input": "a", "model": "other"}, 404),
+        ({}, 400),
+        ({"input": ""}, 400),
+        ({"input": []}, 400),
+        ({"input": 7}, 400),
+        ({"input": [{"type": "function_call", "name": "f"}]}, 400),
+        ({"input": [{"role": "user", "content": [{"type": "input_image"}]}]}, 400),
+        ({"input": [{"content": "no role"}]}, 400),
+        ({"input": "a", "instructions": 5}, 400),
+        ({"input": "a", "max_output_tokens": 0}, 400),
+        ({"input": "a", "stream": "yes"}, 400),
+        ({"input": "a", "temperature": -1}, 400),
+        ("input", 400),
+    ],
+)
+def test_responses_bad_requests(body: Any, status: int) -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse_responses(body)
+    assert caught.value.status == status

@@ -14,13 +14,12 @@ import pytest
 from loadgen.sim.requests import FLAVORS, Flavor
 from loadgen.sim.responses import (
     DONE,
-    WORDS,
     ChunkEncoder,
     error_body,
-    token_text,
     usage,
     whole_response,
 )
+from loadgen.sim.tokens import WORDS, token_text
 
 MODEL = "some/model-7b"
 
@@ -171,6 +170,13 @@ def test_whole_response_with_no_tokens_is_empty_text() -> None:
 
 def test_usage_object() -> None:
     assert usage(10, 5) == {"prompt_tokens": 10, "total_tokens": 15, "completion_tokens": 5}
+    assert usage(10, 5, cached=8, reasoning=2) == {
+        "prompt_tokens": 10,
+        "total_tokens": 15,
+        "completion_tokens": 5,
+        "prompt_tokens_details": {"cached_tokens": 8},
+        "completion_tokens_details": {"reasoning_tokens": 2},
+    }
 
 
 @pytest.mark.parametrize(("status", "kind"), [(400, "BadRequestError"), (404, "NotFoundError")])
@@ -183,3 +189,67 @@ def test_error_body(status: int, kind: str) -> None:
         "param": None,
         "code": status,
     }
+
+
+# ---- a reasoning model ----------------------------------------------------------------------
+
+
+def _deltas(raw: bytes) -> list[dict[str, str]]:
+    return [event["choices"][0]["delta"] for event in events(raw)]
+
+
+@pytest.mark.parametrize(("start", "stop"), [(0, 8), (0, 2), (2, 5), (3, 8), (5, 8)])
+def test_chat_tokens_before_the_reasoning_count_are_reasoning(start: int, stop: int) -> None:
+    deltas = _deltas(
+        encoder(True).tokens(rid=2, start=start, stop=stop, finish_reason=None, reasoning=3)
+    )
+    assert deltas == [
+        {"reasoning" if p < 3 else "content": token_text(2, p)} for p in range(start, stop)
+    ]
+
+
+@pytest.mark.parametrize(("reasoning", "last"), [(3, "content"), (8, "reasoning")])
+def test_the_final_chat_token_is_reasoning_or_answer(reasoning: int, last: str) -> None:
+    parsed = events(encoder(True).tokens(4, 6, 8, "length", reasoning=reasoning))
+    assert parsed[-1]["choices"][0]["finish_reason"] == "length"
+    assert parsed[-1]["choices"][0]["delta"] == {last: token_text(4, 7)}
+
+
+def test_completions_have_no_reasoning_field() -> None:
+    # vLLM's completions endpoint sends a reasoning model's thinking as plain text.
+    parsed = events(encoder(False).tokens(2, 0, 5, "stop", reasoning=3))
+    assert [event["choices"][0]["text"] for event in parsed] == [token_text(2, p) for p in range(5)]
+
+
+def test_usage_counts_reasoning_tokens_among_the_completion() -> None:
+    (event,) = events(encoder(True).usage(11, 9, reasoning=4))
+    assert event["usage"] == {
+        "prompt_tokens": 11,
+        "completion_tokens": 9,
+        "total_tokens": 20,
+        "completion_tokens_details": {"reasoning_tokens": 4},
+    }
+
+
+@pytest.mark.parametrize(("reasoning", "thought", "answer"), [(2, 2, 3), (0, 0, 5), (9, 5, 0)])
+def test_whole_chat_response_splits_reasoning_from_the_answer(
+    reasoning: int, thought: int, answer: int
+) -> None:
+    body = whole_response(
+        chat=True, model=MODEL, rid=1, tokens=(4, 5), finish_reason="stop", reasoning=reasoning
+    )
+    message = body["choices"][0]["message"]
+    thinking = "".join(token_text(1, p) for p in range(thought))
+    assert message["reasoning"] == (thinking if thought else None)
+    expected = "".join(token_text(1, p) for p in range(thought, 5))
+    assert message["content"] == (expected if answer else None)
+    assert body["usage"]["completion_tokens"] == 5
+    assert body["usage"]["completion_tokens_details"] == {"reasoning_tokens": thought}
+
+
+def test_whole_completion_of_a_reasoning_model_is_plain_text() -> None:
+    body = whole_response(
+        chat=False, model=MODEL, rid=1, tokens=(4, 5), finish_reason="stop", reasoning=2
+    )
+    assert body["choices"][0]["text"] == "".join(token_text(1, p) for p in range(5))
+    assert "completion_tokens_details" not in body["usage"]

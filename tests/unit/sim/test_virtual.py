@@ -14,16 +14,27 @@ from loadgen.core.records import RequestRecord, RequestSpec
 from loadgen.sim.cost_model import BatchShape
 from loadgen.sim.engine import Engine, EngineConfig
 from loadgen.sim.presets import GpuSpec, ModelSpec
-from loadgen.sim.virtual import OutputPolicy, prompt_tokens, simulate_requests, spec_prompt_tokens
+from loadgen.sim.reasoning import ReasoningRange
+from loadgen.sim.tokens import prompt_tokens
+from loadgen.sim.virtual import OutputPolicy, simulate_requests, spec_prompt, spec_prompt_tokens
 from tests.support.sim_toys import TINY, RecordingCost
 
 NS = 1_000_000_000
 
 
 def make_engine(
-    blocks: int = 100, model: ModelSpec = TINY, max_num_seqs: int = 8
+    blocks: int = 100,
+    model: ModelSpec = TINY,
+    max_num_seqs: int = 8,
+    *,
+    caching: bool = True,
 ) -> tuple[Engine, RecordingCost]:
-    config = EngineConfig(max_num_seqs=max_num_seqs, gpu_memory_utilization=1.0, block_size=4)
+    config = EngineConfig(
+        max_num_seqs=max_num_seqs,
+        gpu_memory_utilization=1.0,
+        block_size=4,
+        enable_prefix_caching=caching,
+    )
     # weights + activations (context * (4h + 2h') * 2 + seqs * vocab * 4) + KV blocks
     act = model.max_model_len * (4 * 8 + 2 * 16) * 2 + max_num_seqs * 10 * 4
     memory = 2624 + act + blocks * 4 * 32
@@ -39,6 +50,7 @@ def run(
     outputs: OutputPolicy | None = None,
     engine: Engine | None = None,
     seed: int = 0,
+    reasoning: ReasoningRange | None = None,
 ) -> list[RequestRecord]:
     return simulate_requests(
         engine or make_engine()[0],
@@ -46,6 +58,7 @@ def run(
         np.array(offsets, dtype=np.float64),
         outputs or OutputPolicy(ignore_eos=True, min_tokens=0, eos_mean_tokens=256.0),
         np.random.default_rng(seed),
+        reasoning,
     )
 
 
@@ -235,3 +248,74 @@ def test_spec_prompt_tokens_sums_chat_messages() -> None:
     assert spec_prompt_tokens(RequestSpec("", max_tokens=5, messages=messages)) == 2 + 3
     with_count = RequestSpec("", max_tokens=5, messages=messages, tokens_in=9)
     assert spec_prompt_tokens(with_count) == 9
+
+
+def test_spec_prompt_is_the_words_made_as_long_as_the_count() -> None:
+    assert spec_prompt(RequestSpec("a b c", max_tokens=5)) == ("a", "b", "c")
+    padded = spec_prompt(RequestSpec("a b c", max_tokens=5, tokens_in=5))
+    assert (len(padded), padded[:3]) == (5, ("a", "b", "c"))
+    cut = spec_prompt(RequestSpec("a b c d", max_tokens=5, tokens_in=2))
+    assert (len(cut), cut[0]) == (2, "a")
+    messages = ({"role": "system", "content": "be brief"}, {"role": "user", "content": "x"})
+    chat = spec_prompt(RequestSpec("", max_tokens=5, messages=messages))
+    assert chat == (("system", "be"), "brief", ("user", "x"))
+
+
+# ---- prefix caching ---------------------------------------------------------------------------
+
+
+def test_a_shared_prefix_skips_prefill_in_virtual_time() -> None:
+    shared = "s1 s2 s3 s4 s5 s6 s7 s8"  # two 4-token blocks
+    specs = [RequestSpec(f"{shared} a", max_tokens=1), RequestSpec(f"{shared} b c", max_tokens=1)]
+    engine, cost = make_engine()
+    first, second = run(specs, [0.0, 10.0], engine=engine)
+    assert (first.cached_tokens, second.cached_tokens) == (0, 8)
+    assert cost.shapes[1] == BatchShape(
+        prefill_tokens=2, prefill_pairs=2 * 10, cached_tokens=8, prefill_seqs=1, sampled=1
+    )
+    assert (engine.cache_queries, engine.cache_hits) == (9 + 10, 8)
+
+
+def test_without_prefix_caching_every_prompt_is_computed() -> None:
+    shared = "s1 s2 s3 s4 s5 s6 s7 s8"
+    specs = [RequestSpec(f"{shared} a", max_tokens=1), RequestSpec(f"{shared} b c", max_tokens=1)]
+    engine, cost = make_engine(caching=False)
+    records = run(specs, [0.0, 10.0], engine=engine)
+    assert [record.cached_tokens for record in records] == [0, 0]
+    assert (cost.shapes[1].prefill_tokens, cost.shapes[1].cached_tokens) == (10, 0)
+    assert engine.cache_queries == 0
+
+
+# ---- reasoning ------------------------------------------------------------------------------
+
+
+def test_records_say_where_the_answer_starts() -> None:
+    specs = [RequestSpec("a", max_tokens=5), RequestSpec("b", max_tokens=2)]
+    answered, thinking = run(specs, [0.0, 50.0], reasoning=ReasoningRange(2, 2))
+    assert (answered.reasoning_tokens, answered.tokens_out) == (2, 5)
+    assert answered.t_first_answer_ns == answered.chunk_times_ns[2]
+    assert answered.t_first_ns == answered.chunk_times_ns[0]
+    # An output that ends while reasoning has no answer.
+    assert (thinking.reasoning_tokens, thinking.t_first_answer_ns) == (2, None)
+
+
+def test_without_a_reasoning_phase_the_first_token_is_the_answer() -> None:
+    [record] = run([RequestSpec("a", max_tokens=3)], [0.0])
+    assert record.reasoning_tokens is None
+    assert record.t_first_answer_ns == record.t_first_ns
+
+
+def test_reasoning_draws_leave_output_lengths_alone() -> None:
+    specs = [RequestSpec("a b", max_tokens=40) for _ in range(30)]
+    offsets = [0.5 * i for i in range(30)]
+    eos = OutputPolicy(ignore_eos=False, min_tokens=0, eos_mean_tokens=10.0)
+    plain = run(specs, offsets, eos, make_engine()[0], seed=5)
+    thinking = run(specs, offsets, eos, make_engine()[0], 5, ReasoningRange(0, 30))
+    again = run(specs, offsets, eos, make_engine()[0], 5, ReasoningRange(0, 30))
+    assert [r.tokens_out for r in thinking] == [r.tokens_out for r in plain]
+    drawn = [r.reasoning_tokens for r in thinking]
+    assert drawn == [r.reasoning_tokens for r in again]  # seeded
+    assert all(
+        d is not None and 0 <= d <= r.tokens_out for d, r in zip(drawn, thinking, strict=True)
+    )
+    assert len(set(drawn)) > 5  # a draw, not a constant
