@@ -156,10 +156,6 @@ def virtual_problems(config: RunConfig) -> list[tuple[tuple[str, ...], str]]:
         problems.append((("load", "max_concurrency"), "not modelled in virtual time"))
     if config.cluster.processes is not None:
         problems.append((("cluster", "processes"), "virtual time runs in one process"))
-    if config.workload.sessions:
-        problems.append(
-            (("workload", "dataset"), "multi-turn sessions are sent to a server, not simulated")
-        )
     return problems
 
 

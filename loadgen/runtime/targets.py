@@ -27,7 +27,7 @@ from loadgen.runtime.runner import StepRunner
 from loadgen.runtime.sessions import SessionRunner
 from loadgen.runtime.sim_serve import serve_options
 from loadgen.runtime.sweep import PlannedExecutor, StepExecutor
-from loadgen.runtime.virtual import VirtualStepRunner
+from loadgen.runtime.virtual import VirtualSessionRunner, VirtualStepRunner
 from loadgen.sim.embedded import EmbeddedSim
 from loadgen.sim.server import ServeOptions
 from loadgen.sim.settings import SimSetup
@@ -247,6 +247,9 @@ async def open_virtual(
         min_tokens=target.min_tokens or 0,
         eos_mean_tokens=config.sim.eos_mean_tokens,
     )
-    runner = PlannedExecutor(plan, VirtualStepRunner(setup, outputs, config.load.seed))
+    seed = config.load.seed
+    runner = PlannedExecutor(
+        plan, VirtualStepRunner(setup, outputs, seed), VirtualSessionRunner(setup, outputs, seed)
+    )
     label = target.name or config.sim.label
     yield OpenTarget(setup.model.name, None, label, runner, simulator_notes(config, setup))

@@ -38,7 +38,7 @@ def _dataset_workload(
     """The dataset file `spec.dataset` as a sampled workload (a shard samples its deal of it)."""
     path = Path(spec.dataset)
     if not path.exists():
-        names = ", ".join(("synthetic", *SCENARIOS, SESSIONS_SCENARIO))
+        names = ", ".join(("synthetic", *SCENARIOS))
         raise DatasetError(f"--dataset {spec.dataset}: no such file, and not one of {names}")
     requests = load_dataset(
         path,

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from loadgen.core.ranges import parse_int_range
+
 
 @dataclass(frozen=True, slots=True)
 class ReasoningRange:
@@ -31,12 +33,7 @@ class ReasoningRange:
 
 def parse_reasoning(text: str) -> ReasoningRange | None:
     """The range `--reasoning-tokens` gives: "0" (no reasoning phase), "N" or "LOW:HIGH"."""
-    low_text, colon, high_text = text.strip().partition(":")
-    try:
-        low = int(low_text)
-        high = int(high_text) if colon else low
-    except ValueError:
-        raise ValueError(f"expected N or LOW:HIGH (tokens), got {text!r}") from None
-    if (low, high) == (0, 0) and not colon:
+    low, high = parse_int_range(text, "(tokens)", 0)
+    if (low, high) == (0, 0) and ":" not in text:
         return None
     return ReasoningRange(low, high)

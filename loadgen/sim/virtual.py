@@ -10,6 +10,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -73,13 +74,58 @@ class _Draws:
 
 @dataclass(slots=True)
 class _Trace:
-    """Token times (s) of one request as the virtual run goes; its reasoning tokens if any, and
-    the prompt tokens it found in the prefix cache."""
+    """One request as the virtual run goes: what was sent and when (s), its token times (s),
+    its reasoning tokens if any, and the prompt tokens it found in the prefix cache."""
 
+    spec: RequestSpec
+    t_send_s: float
     token_times_s: array[float]
     reasoning: int | None = None
     cached: int = 0
     done_s: float | None = None
+
+
+class Arrivals(Protocol):
+    """The requests a virtual run is sent, earliest first; a request's end may add more."""
+
+    def next_s(self) -> float | None:
+        """When the next pending request arrives (s), or None when none is pending."""
+        ...
+
+    def pop(self) -> tuple[int, RequestSpec, float]:
+        """The next pending request: its id (the record's index), spec and arrival time (s)."""
+        ...
+
+    def ended(self, record: RequestRecord, now_s: float) -> None:
+        """Take the record of a request that finished or was refused at `now_s` (s)."""
+        ...
+
+
+class _Fixed:
+    """Requests at fixed offsets: `specs[i]` arrives at `offsets_s[i]`, ties in spec order."""
+
+    def __init__(self, specs: Sequence[RequestSpec], offsets_s: npt.NDArray[np.float64]) -> None:
+        self._specs = specs
+        self._offsets_s = offsets_s
+        self._order = np.argsort(offsets_s, kind="stable")
+        self._position = 0
+        self.records: list[RequestRecord | None] = [None] * len(specs)
+
+    def next_s(self) -> float | None:
+        """When the next pending request arrives (s), or None when none is pending."""
+        if self._position == len(self._order):
+            return None
+        return float(self._offsets_s[self._order[self._position]])
+
+    def pop(self) -> tuple[int, RequestSpec, float]:
+        """The next pending request: its index, spec and arrival time (s)."""
+        index = int(self._order[self._position])
+        self._position += 1
+        return index, self._specs[index], float(self._offsets_s[index])
+
+    def ended(self, record: RequestRecord, now_s: float) -> None:
+        """Keep the record in its spec's place."""
+        self.records[record.index] = record
 
 
 def simulate_requests(
@@ -95,22 +141,43 @@ def simulate_requests(
     With a `reasoning` phase each request's reasoning tokens are drawn from a generator spawned
     from `rng`, so output lengths stay those of a run without one.
     """
-    order = np.argsort(offsets_s, kind="stable")
+    arrivals = _Fixed(specs, offsets_s)
+    run_arrivals(engine, arrivals, outputs, rng, reasoning)
+    return [
+        _record(i, _Trace(specs[i], float(offsets_s[i]), array("d")), None)
+        if record is None
+        else record
+        for i, record in enumerate(arrivals.records)
+    ]
+
+
+def run_arrivals(
+    engine: Engine,
+    arrivals: Arrivals,
+    outputs: OutputPolicy,
+    rng: np.random.Generator,
+    reasoning: ReasoningRange | None = None,
+) -> None:
+    """Run every request of `arrivals` through `engine` in virtual time, each record to it.
+
+    The clock jumps to the next arrival when the engine is idle; otherwise every request that
+    has arrived joins the queue before the next step, and a step's tokens appear at its end.
+    """
     draws = _Draws(outputs, rng, reasoning, None if reasoning is None else rng.spawn(1)[0])
     # Requests in the engine; each becomes its compact record as soon as it ends.
     traces: dict[int, _Trace] = {}
-    records: list[RequestRecord | None] = [None] * len(specs)
     now_s = 0.0
-    position = 0
-    while position < len(order) or engine.has_work():
-        if not engine.has_work():
-            now_s = max(now_s, float(offsets_s[order[position]]))
-        while position < len(order) and offsets_s[order[position]] <= now_s:
-            index = int(order[position])
-            position += 1
-            reason = _admit(engine, specs[index], index, draws, traces)
-            if reason is not None:
-                records[index] = _record(index, specs[index], offsets_s, None, reason)
+    while (next_s := arrivals.next_s()) is not None or engine.has_work():
+        if not engine.has_work() and next_s is not None:
+            now_s = max(now_s, next_s)
+        while (next_s := arrivals.next_s()) is not None and next_s <= now_s:
+            rid, spec, t_send_s = arrivals.pop()
+            trace = _Trace(spec, t_send_s, array("d"))
+            reason = _admit(engine, rid, trace, draws)
+            if reason is None:
+                traces[rid] = trace
+            else:
+                arrivals.ended(_record(rid, trace, reason), now_s)
         if not engine.has_work():
             continue
         result = engine.step()
@@ -120,52 +187,35 @@ def simulate_requests(
         for seq in result.finished:
             trace = traces.pop(seq.rid)
             trace.done_s, trace.cached = now_s, seq.cache_hits
-            records[seq.rid] = _record(seq.rid, specs[seq.rid], offsets_s, trace, None)
-    return [
-        _record(i, specs[i], offsets_s, None, None) if record is None else record
-        for i, record in enumerate(records)
-    ]
+            arrivals.ended(_record(seq.rid, trace, None), now_s)
 
 
-def _admit(
-    engine: Engine,
-    spec: RequestSpec,
-    index: int,
-    draws: _Draws,
-    traces: dict[int, _Trace],
-) -> str | None:
-    """Queue one request; the reason it was refused, if it was."""
+def _admit(engine: Engine, rid: int, trace: _Trace, draws: _Draws) -> str | None:
+    """Queue one request as sequence `rid`; the reason it was refused, if it was."""
+    spec = trace.spec
     tokens_in = spec_prompt_tokens(spec)
     reason = engine.refusal(tokens_in, spec.max_tokens)
     if reason is None:
         length = draws.outputs.length(spec.max_tokens, draws.rng)
         caching = engine.config.enable_prefix_caching
         seq = SimSequence(
-            rid=index,
+            rid=rid,
             prompt_tokens=tokens_in,
             output_tokens=length,
             prompt=spec_prompt(spec) if caching else None,
             role="assistant" if spec.messages is not None else None,
         )
         engine.add(seq)
-        reasoning = None
         if draws.reasoning is not None and draws.thinking is not None:
-            reasoning = draws.reasoning.draw(length, draws.thinking)
-        traces[index] = _Trace(array("d"), reasoning)
+            trace.reasoning = draws.reasoning.draw(length, draws.thinking)
     return reason
 
 
-def _record(
-    index: int,
-    spec: RequestSpec,
-    offsets_s: npt.NDArray[np.float64],
-    trace: _Trace | None,
-    refusal: str | None,
-) -> RequestRecord:
+def _record(index: int, trace: _Trace, refusal: str | None) -> RequestRecord:
     """The RequestRecord a real client would have written for this request."""
-    t_send_ns = round(float(offsets_s[index]) * _NS_PER_S)
-    tokens_in = spec_prompt_tokens(spec)
-    if trace is None or trace.done_s is None:
+    t_send_ns = round(trace.t_send_s * _NS_PER_S)
+    tokens_in = spec_prompt_tokens(trace.spec)
+    if trace.done_s is None:
         return RequestRecord(
             index=index,
             t_sched_ns=t_send_ns,

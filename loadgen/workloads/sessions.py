@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from loadgen.core.ranges import parse_int_range
 from loadgen.core.records import RequestSpec
 from loadgen.workloads.text import prose_batch, question_batch
 
@@ -88,15 +89,7 @@ class SessionWorkload(Protocol):
 
 def parse_turns(text: str) -> tuple[int, int]:
     """Turns per session from "N" or "LOW:HIGH" (uniform, both included)."""
-    low_text, colon, high_text = text.strip().partition(":")
-    try:
-        low = int(low_text)
-        high = int(high_text) if colon else low
-    except ValueError:
-        raise ValueError(f"expected N or LOW:HIGH turns, got {text!r}") from None
-    if not 1 <= low <= high:
-        raise ValueError(f"need 1 <= LOW <= HIGH turns, got {text!r}")
-    return low, high
+    return parse_int_range(text, "turns", 1)
 
 
 def think_times_s(count: int, mean_s: float, rng: np.random.Generator) -> list[float]:

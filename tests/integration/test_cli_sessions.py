@@ -1,6 +1,6 @@
 """Multi-turn sessions through the CLI: generated against the built-in simulator (with its
-prefix cache and /metrics), recorded conversations against a server that shows what it got,
-and the clear errors of what sessions cannot do yet."""
+prefix cache and /metrics) and in virtual time, recorded conversations against a server that
+shows what it got, and the clear errors of what sessions cannot do yet."""
 
 from __future__ import annotations
 
@@ -63,6 +63,29 @@ def test_chat_sessions_against_the_simulator_hit_its_prefix_cache(tmp_path: Path
     by_turn = page.split("sessions/s: by turn</h3>", 1)[1].split("</table>", 1)[0]
     assert [row.split("</td>")[0] for row in by_turn.split("<tr><td>")[1:]] == ["1", "2", "3"]
     assert "<h3>The server's view (from its /metrics)</h3>" in page
+
+
+def test_chat_sessions_run_in_virtual_time(tmp_path: Path) -> None:
+    code = run_cli([
+        "simulate", "--dataset", "chat-sessions", "--rates", "2,4", "--num-requests", "40",
+        "--trim", "5", "--turns", "3", "--endpoint", "chat", "--out", str(tmp_path), "--quiet",
+    ])  # fmt: skip
+    assert code == 0
+    steps = read_summary(tmp_path)["steps"]
+    assert [step["target_rate_rps"] for step in steps] == [2.0, 4.0]
+    for step in steps:
+        sessions = step["sessions"]
+        # 40 sessions started, 5 trimmed at each end by start order
+        assert (sessions["num_started"], sessions["num_sessions"]) == (40, 30)
+        assert sessions["num_broken"] == 0
+        assert sessions["turns_ok"]["min"] == sessions["turns_ok"]["max"] == 3
+        turns = sessions["turns"]
+        assert [turn["turn"] for turn in turns] == [1, 2, 3]
+        assert [(turn["num_requests"], turn["num_ok"]) for turn in turns] == [(30, 30)] * 3
+        # each turn resends the last one's prompt and answer, and the prefix cache serves it
+        growth = [turn["tokens_in_mean"] for turn in turns]
+        assert growth[0] < growth[1] < growth[2]
+        assert turns[1]["cached_share"] > 0
 
 
 def write_conversations(path: Path) -> Path:
@@ -132,8 +155,6 @@ def test_multi_turn_dataset_sends_each_conversation_with_its_recorded_history(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["simulate", "--dataset", "chat-sessions", "--rates", "2"],
-         "multi-turn sessions are sent to a server, not simulated"),
         (["sweep", "--dataset", "chat-sessions", "--rates", "2", "--processes", "2"],
          "multi-turn sessions run in one process"),
         (["run", "--dataset", "synthetic", "--multi-turn", "--rate", "2"],
@@ -166,3 +187,15 @@ def test_a_multi_turn_alpaca_file_is_a_clear_error(
     _, err = capfd.readouterr()
     assert code == 2, err
     assert "multi-turn sessions need a sharegpt or messages dataset, not alpaca" in err
+
+
+def test_describe_counts_every_turn_of_the_sessions(capfd: pytest.CaptureFixture[str]) -> None:
+    argv = ["dataset", "describe", "chat-sessions", "--turns", "3", "--num-requests", "10",
+            "--input-len", "20", "--output-len", "8", "--json"]  # fmt: skip
+    assert run_cli(argv) == 0
+    summary = orjson.loads(capfd.readouterr().out)
+    # 10 sessions of 3 turns; turn k resends k - 1 user messages and answers: 20, 48, 76 tokens.
+    assert summary["count"] == 30
+    assert (summary["input_tokens"]["min"], summary["input_tokens"]["max"]) == (20, 76)
+    assert summary["input_tokens"]["mean"] == 48.0
+    assert summary["output_tokens"]["max"] == 8
