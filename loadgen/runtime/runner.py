@@ -147,7 +147,7 @@ class StepRunner:
                 record = await self.sender.send(spec, index, t_sched_ns)
             else:
                 slots, stop = sending.slots, sending.stop
-                record = await self._send_in_slot(spec, index, t_sched_ns, slots, stop)
+                record = await send_in_slot(self.sender, spec, index, t_sched_ns, slots, stop)
         finally:
             sending.in_flight.discard(asyncio.current_task())
         sending.records[index] = record
@@ -156,27 +156,6 @@ class StepRunner:
         if not record.ok:
             progress.errors += 1
         self.observer.on_request_done(progress, record)
-
-    async def _send_in_slot(
-        self,
-        spec: RequestSpec,
-        index: int,
-        t_sched_ns: int,
-        slots: asyncio.Semaphore,
-        stop: StopSignal,
-    ) -> RequestRecord:
-        """Wait for a concurrency slot, then send; a stop while waiting means never sending."""
-        t_wait_ns = perf_counter_ns()
-        try:
-            await slots.acquire()
-        except asyncio.CancelledError:
-            return _unsent_record(index, t_sched_ns, _STOPPED_IN_SLOT_QUEUE)
-        try:
-            if stop.stop_sending.is_set():
-                return _unsent_record(index, t_sched_ns, _STOPPED_IN_SLOT_QUEUE)
-            return await self.sender.send(spec, index, t_sched_ns, perf_counter_ns() - t_wait_ns)
-        finally:
-            slots.release()
 
 
 @dataclass(slots=True)
@@ -193,6 +172,28 @@ class _Sending:
     throttler: Throttler | None = None
     held_until_ns: int = 0
     capped_sends: int = 0
+
+
+async def send_in_slot(
+    sender: Sender,
+    spec: RequestSpec,
+    index: int,
+    t_sched_ns: int,
+    slots: asyncio.Semaphore,
+    stop: StopSignal,
+) -> RequestRecord:
+    """Wait for a concurrency slot, then send; a stop while waiting means never sending."""
+    t_wait_ns = perf_counter_ns()
+    try:
+        await slots.acquire()
+    except asyncio.CancelledError:
+        return _unsent_record(index, t_sched_ns, _STOPPED_IN_SLOT_QUEUE)
+    try:
+        if stop.stop_sending.is_set():
+            return _unsent_record(index, t_sched_ns, _STOPPED_IN_SLOT_QUEUE)
+        return await sender.send(spec, index, t_sched_ns, perf_counter_ns() - t_wait_ns)
+    finally:
+        slots.release()
 
 
 async def drain(

@@ -4,7 +4,8 @@ Sessions start at their scheduled times (the arrival process, in sessions per se
 a session each turn is sent once the previous answer ended and its think time passed, so a
 turn is scheduled by the session, not by the clock. Requests are numbered in send order; a
 turn that fails ends its session (its history would be wrong). A stop ends every session after
-the turn in flight, and the step drains as a step of single requests does.
+the turn in flight (a turn still waiting for a concurrency slot is not sent: a cancelled
+record), and the step drains as a step of single requests does.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ import numpy.typing as npt
 from loadgen.core.events import RunObserver, StepProgress
 from loadgen.core.records import RequestRecord
 from loadgen.runtime.pacer import Pacer
-from loadgen.runtime.runner import Sender, StepResult, StepRunner, StopSignal, drain
+from loadgen.runtime.runner import (
+    Sender,
+    StepResult,
+    StepRunner,
+    StopSignal,
+    drain,
+    send_in_slot,
+)
 from loadgen.workloads.sessions import Session
 
 
@@ -130,10 +138,8 @@ class SessionRunner:
         if step.slots is None:
             record = await self._sender.send(spec, index, t_sched_ns)
         else:
-            t_wait_ns = perf_counter_ns()
-            async with step.slots:
-                wait_ns = perf_counter_ns() - t_wait_ns
-                record = await self._sender.send(spec, index, t_sched_ns, wait_ns)
+            slots, stop = step.slots, step.stop
+            record = await send_in_slot(self._sender, spec, index, t_sched_ns, slots, stop)
         record = replace(record, session=number, turn=turn_index + 1)
         step.records.append(record)
         progress.done += 1

@@ -56,7 +56,10 @@ def session(number: int, turns: int, think_s: float = THINK_S) -> Session:
 
 @asynccontextmanager
 async def session_runner(
-    fake: FakeOpenAI, observer: RunObserver, drain_timeout_s: float = 30.0
+    fake: FakeOpenAI,
+    observer: RunObserver,
+    drain_timeout_s: float = 30.0,
+    max_concurrency: int | None = None,
 ) -> AsyncIterator[SessionRunner]:
     async with serve(fake) as url:
         options = RequestOptions(endpoint="chat", model="fake-model")
@@ -64,7 +67,11 @@ async def session_runner(
             pacer = make_pacer(asyncio.get_running_loop())
             try:
                 yield SessionRunner(
-                    client, pacer, observer, max_concurrency=None, drain_timeout_s=drain_timeout_s
+                    client,
+                    pacer,
+                    observer,
+                    max_concurrency=max_concurrency,
+                    drain_timeout_s=drain_timeout_s,
                 )
             finally:
                 pacer.close()
@@ -171,3 +178,21 @@ async def test_a_stop_ends_every_session_after_its_turn_in_flight() -> None:
     started = len(by_session(result.records))
     assert 0 < started < 20  # sessions due after 0.25 s never started
     assert all(len(turns) < 4 for turns in by_session(result.records).values())
+
+
+async def test_a_stop_sends_no_turn_that_still_waits_for_a_concurrency_slot() -> None:
+    # One slot, turns of 150 ms: sessions queue for it; a stop at 0.2 s leaves queued turns
+    # unsent, each still one record (cancelled), none seen by the server.
+    fake = FakeOpenAI(Behaviour(ttft_s=0.150))
+    sessions = [session(number, turns=2, think_s=0.0) for number in range(6)]
+    stop = StopSignal()
+    async with session_runner(fake, Counting(), 5.0, max_concurrency=1) as runner:
+        asyncio.get_running_loop().call_later(0.2, stop.request_stop)
+        result, progress = await run_sessions(runner, sessions, 100.0, stop)
+
+    assert [r.index for r in result.records] == list(range(progress.sent))
+    queued = [r for r in result.records if r.error_kind == "cancelled"]
+    assert queued
+    assert all(r.error == "stopped while waiting for a concurrency slot" for r in queued)
+    assert len(fake.seen.requests) == progress.sent - len(queued)
+    assert all(r.ok for r in result.records if r.error_kind is None)

@@ -11,25 +11,11 @@ from typing import Any
 
 import pytest
 
-from loadgen.core.records import TokensSource
 from loadgen.workloads import DatasetError
 from loadgen.workloads.conversations import load_conversations
 from loadgen.workloads.sessions import Session, Turn
 from loadgen.workloads.tokens import EstimateCounter
-
-
-class Words:
-    """A deterministic counter: one token per whitespace-separated word."""
-
-    @property
-    def source(self) -> TokensSource:
-        return "tokenizer"
-
-    def count(self, text: str) -> int:
-        return len(text.split())
-
-
-WORDS = Words()
+from tests.support.words import WORDS
 
 
 def write_json(tmp_path: Path, name: str, data: Any) -> Path:

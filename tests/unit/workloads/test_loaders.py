@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.core.records import RequestSpec, TokensSource
+from loadgen.core.records import RequestSpec
 from loadgen.workloads import DatasetError
 from loadgen.workloads.loaders import (
     detect_format,
@@ -16,20 +16,7 @@ from loadgen.workloads.loaders import (
     load_messages,
     load_sharegpt,
 )
-
-
-class Words:
-    """A deterministic counter: one token per whitespace-separated word."""
-
-    @property
-    def source(self) -> TokensSource:
-        return "tokenizer"
-
-    def count(self, text: str) -> int:
-        return len(text.split())
-
-
-WORDS = Words()
+from tests.support.words import WORDS
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
