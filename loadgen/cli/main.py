@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from loadgen.cli.capacity import add_capacity_command, capacity_command
 from loadgen.cli.commands import (
     add_config_command,
     add_dataset_command,
@@ -20,6 +21,7 @@ from loadgen.cli.commands import (
     sim_command,
     worker_command,
 )
+from loadgen.cli.compare import add_compare_command, compare_command
 from loadgen.cli.output import Parser
 from loadgen.cli.remote import add_remote_command, remote_command
 from loadgen.cli.run import add_run_command, run_command
@@ -34,12 +36,14 @@ _COMMANDS = {
     "sweep": run_command,
     "simulate": run_command,
     "master": run_command,
+    "capacity": capacity_command,
     "worker": worker_command,
     "serve": serve_command,
     "remote": remote_command,
     "sim": sim_command,
     "dataset": describe_command,
     "report": report_command,
+    "compare": compare_command,
     "config": config_command,
 }
 
@@ -59,12 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
         "master",
         "a sweep whose load `loadgen worker`s send, from any hosts (a Locust master)",
     )
+    add_capacity_command(commands)
     add_worker_command(commands)
     add_serve_command(commands)
     add_remote_command(commands)
     add_sim_command(commands)
     add_dataset_command(commands)
     add_report_command(commands)
+    add_compare_command(commands)
     add_config_command(commands)
     return parser
 

@@ -52,20 +52,36 @@ _MASTER_CLUSTER = _LOCAL_CLUSTER - {"processes"} | {
     "master_bind_port",
 }
 PROCESSES: FieldPath = ("cluster", "processes")
+CAPACITY_SLOS: FieldPath = ("capacity", "slos")
+# What a capacity search picks itself, or has no use for: rates, repeats, goodput SLOs.
+_NOT_SEARCHED = frozenset({RATES, ("load", "auto_steps"), ("load", "repeats"), ("load", "slos")})
 
 
 def run_flags(command: str) -> list[Flag]:
-    """The model's flags as `command` (run, sweep, simulate, master) offers them."""
+    """The model's flags as `command` (run, sweep, simulate, master, capacity) offers them."""
     if command == "simulate":
         return command_flags(
             RunConfig,
-            lambda path: path[0] not in ("target", "cluster") or path[1] in _SIMULATED_TARGET,
+            lambda path: (
+                path[0] not in ("target", "cluster", "capacity")
+                or (path[0] == "target" and path[1] in _SIMULATED_TARGET)
+            ),
             {RATES: ("--rates", "--rate-range"), SIM_MODEL: ("--model",)},
+        )
+    if command == "capacity":
+        return command_flags(
+            RunConfig,
+            lambda path: (
+                path not in _NOT_SEARCHED and (path[0] != "cluster" or path[1] in _LOCAL_CLUSTER)
+            ),
+            {CAPACITY_SLOS: ("--slo",)},
         )
     rates = ("--rate",) if command == "run" else ("--rates", "--rate-range")
     cluster = _MASTER_CLUSTER if command == "master" else _LOCAL_CLUSTER
     return command_flags(
-        RunConfig, lambda path: path[0] != "cluster" or path[1] in cluster, {RATES: rates}
+        RunConfig,
+        lambda path: path[0] != "capacity" and (path[0] != "cluster" or path[1] in cluster),
+        {RATES: rates},
     )
 
 
@@ -85,13 +101,19 @@ def add_run_command(commands: Commands, name: str, text: str) -> None:
     shown.add_argument("--json", action="store_true", help="print the summaries as JSON")
 
 
-def resolved_run(args: argparse.Namespace, flags: Sequence[Flag]) -> Resolved[RunConfig]:
-    """The run the file (--config or $LOADGEN_CONFIG), LOADGEN_* and flags describe."""
+def run_sources(args: argparse.Namespace, flags: Sequence[Flag]) -> list[Source]:
+    """Where a run's settings come from: the file (--config or $LOADGEN_CONFIG), LOADGEN_*
+    variables and flags, lowest first (ConfigError for an unreadable file)."""
     sources: list[Source] = []
     path = args.config or os.environ.get(CONFIG_ENV) or None
     if path is not None:
         sources.append(file_source(Path(path)))
-    sources += [env_source(os.environ), flag_source(args, flags)]
+    return [*sources, env_source(os.environ), flag_source(args, flags)]
+
+
+def resolved_run(args: argparse.Namespace, flags: Sequence[Flag]) -> Resolved[RunConfig]:
+    """The run the file (--config or $LOADGEN_CONFIG), LOADGEN_* and flags describe."""
+    sources = run_sources(args, flags)
     rate_flags = " or ".join(flag.flag for flag in flags if flag.option.path == RATES)
     return resolve(sources, RunConfig, unset={RATES: rate_flags})
 
@@ -101,33 +123,50 @@ def run_command(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
         resolved = resolved_run(args, run_flags(args.command))
-        config = _checked(args.command, resolved)
+        config = checked(args.command, resolved)
     except ConfigError as exc:
         return fail(console, EXIT_USAGE, str(exc))
-    if config.output.out_dir is None:
-        out_dir = Path("results") / datetime.now().strftime("%Y%m%d-%H%M%S")
-        output = config.output.model_copy(update={"out_dir": out_dir})
-        config = config.model_copy(update={"output": output})
-    reporter = ConsoleReporter(console, quiet=args.quiet)
+    config = with_out_dir(config)
     virtual = args.command == "simulate"
-    master = args.command == "master"
+    outcome = execute(console, config, args, virtual=virtual, master=args.command == "master")
+    if isinstance(outcome, int):
+        return outcome
+    return finish(console, config, outcome, quiet=args.quiet, print_json=args.json)
+
+
+def with_out_dir(config: RunConfig) -> RunConfig:
+    """`config`, writing to results/<local time>/ unless it names its own folder."""
+    if config.output.out_dir is not None:
+        return config
+    out_dir = Path("results") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    output = config.output.model_copy(update={"out_dir": out_dir})
+    return config.model_copy(update={"output": output})
+
+
+def execute(
+    console: Console, config: RunConfig, args: argparse.Namespace, *, virtual: bool, master: bool
+) -> RunOutcome | int:
+    """Run `config` with the console reporter; its outcome, or the exit code of a failure."""
+    reporter = ConsoleReporter(console, quiet=args.quiet)
     try:
-        outcome = run_async(run_anywhere(config, reporter, virtual=virtual, master=master))
+        return run_async(run_anywhere(config, reporter, virtual=virtual, master=master))
     except (ConfigError, DatasetError, PresetError, ValueError) as exc:
         return fail(console, EXIT_USAGE, str(exc))
     except (OSError, ClusterError) as exc:
         return fail(console, EXIT_RUNTIME, error_text(exc))
     except KeyboardInterrupt:
         return fail(console, EXIT_INTERRUPTED, "interrupted before the first step started")
-    return finish(console, config, outcome, quiet=args.quiet, print_json=args.json)
 
 
-def _checked(command: str, resolved: Resolved[RunConfig]) -> RunConfig:
+def checked(command: str, resolved: Resolved[RunConfig], *, simulate: bool = False) -> RunConfig:
     """The config, less what the command cannot do (ConfigError naming the source)."""
     config = resolved.config
+    if command != "capacity" and config.capacity.searching:
+        where = resolved.source_of(CAPACITY_SLOS)
+        raise ConfigError(f"{where}: capacity SLOs ask for a search: use loadgen capacity")
     if command == "run" and len(config.load.rates_rps) > 1:
         raise ConfigError(f"{resolved.source_of(RATES)}: run takes one rate; sweep takes several")
-    if command == "simulate":
+    if command == "simulate" or simulate:
         for path, why in virtual_problems(config):
             raise ConfigError(f"{resolved.source_of(path)}: {why}")
     if command == "master" and config.cluster.processes is not None:

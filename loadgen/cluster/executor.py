@@ -27,6 +27,7 @@ from loadgen.cluster.wire import Message, unpack_records
 from loadgen.core.events import RunObserver, StepProgress
 from loadgen.core.records import RequestRecord
 from loadgen.core.shards import Shard, lost_records, merge_records, shard_index
+from loadgen.core.sweep import StepOrder
 from loadgen.runtime.plan import TargetPlan
 from loadgen.runtime.runner import StepResult, StopSignal
 from loadgen.runtime.sweep import ShardError, StepExecutor
@@ -72,21 +73,24 @@ class ClusterExecutor:
         self._observer = observer
         self._workers = workers
         self._parts: list[_ShardStep] = []
-        self._rate_rps = 0.0
+        self._order = StepOrder(0.0)
 
-    async def prepare(self, step: int, rate_rps: float) -> int:
+    async def prepare(self, step: int, order: StepOrder) -> int:
         """Have every live shard plan its share; the step's total count."""
+        rate_rps, scale = order.rate_rps, order.scale
+        if order.synchronous:
+            raise ShardError("a synchronous step is sent from one process, not a cluster")
         workers = [worker for worker in self._workers if worker.lost is None]
         lost = [worker for worker in self._workers if worker.lost is not None]
         if not workers:
             raise ShardError("no worker is left to send the load")
         if lost and self._cluster.config.cluster.on_worker_loss == "stop":
             raise ShardError(f"worker {lost[0].name} was lost: {lost[0].lost}")
-        self._rate_rps = rate_rps
+        self._order = order
         self._parts = [_ShardStep(w, Shard(i, len(workers))) for i, w in enumerate(workers)]
         for part in self._parts:
-            plan = {"step": step, "rate_rps": rate_rps, "shard": part.shard.index,
-                    "shards": part.shard.count}  # fmt: skip
+            plan = {"step": step, "rate_rps": rate_rps, "scale": scale, "repeat": order.repeat,
+                    "shard": part.shard.index, "shards": part.shard.count}  # fmt: skip
             self._cluster.send("plan", plan, part.worker.id)
         answers = await answers_of(self._cluster, [part.worker for part in self._parts], "ready")
         for part in self._parts:
@@ -153,8 +157,7 @@ class ClusterExecutor:
             progress.sent += 1
             self._observer.on_request_sent(progress, -1, int(lateness_ns))
         for record in records:
-            progress.done += 1
-            progress.errors += not record.ok
+            progress.finish(record)
             self._observer.on_request_done(progress, record)
         if self._cluster.web_port is not None:
             self._cluster.send("ui", ui_rows(records, self._ui_name))
@@ -165,7 +168,10 @@ class ClusterExecutor:
         for part in self._parts:
             if part.lost_at_ns is None:
                 continue
-            offsets_s = self._plan.offsets_s(self._rate_rps, part.shard)[: part.count]
+            offsets_s = self._plan.offsets_s(
+                self._order.rate_rps, part.shard, self._order.scale, self._order.repeat
+            )
+            offsets_s = offsets_s[: part.count]
             t_sched_ns = (np.rint(offsets_s * 1e9).astype(np.int64) + t0_ns).tolist()
             told = {record.index for record in part.records}
             due = [

@@ -29,7 +29,7 @@ def check_split(config: RunConfig) -> None:
         )
     if load.duration_s is not None:
         least_rps = shards / load.duration_s
-        for rate_rps in load.rates_rps:
+        for rate_rps in load.fixed_rates_rps:
             if rate_rps < least_rps:
                 raise ConfigError(
                     f"--rates: {rate_rps:g} req/s over {shards} shards for {load.duration_s:g} s "

@@ -27,6 +27,7 @@ from loadgen.config.service import client_token
 from loadgen.core.events import RunObserver, StepProgress
 from loadgen.core.records import RequestRecord, RequestSpec
 from loadgen.core.shards import Shard
+from loadgen.core.sweep import StepOrder
 from loadgen.runtime.loop import run_async
 from loadgen.runtime.plan import Offsets, TargetPlan, plan_target
 from loadgen.runtime.runner import StepRunner, StopSignal
@@ -155,7 +156,9 @@ class ShardEngine:
     async def _on_plan(self, data: dict[str, Any]) -> None:
         shard = Shard(int(data["shard"]), int(data["shards"]))
         gc.unfreeze()  # what the last step set aside is the collector's again
-        specs, offsets = self._plan(shard).step(int(data["step"]), float(data["rate_rps"]))
+        rate_rps, scale, repeat = float(data["rate_rps"]), int(data["scale"]), int(data["repeat"])
+        order = StepOrder(rate_rps, scale, repeat=repeat)
+        specs, offsets = self._plan(shard).step(int(data["step"]), order)
         self._step = (int(data["step"]), float(data["rate_rps"]), list(specs), offsets)
         settle_garbage()  # as a one-process step does: no full collection while sending
         await self._send(Message("ready", {"step": data["step"], "count": len(specs)}))

@@ -20,6 +20,7 @@ from loadgen.config.sim import SimConfig
 from loadgen.config.types import (
     BODY,
     BaseUrl,
+    CapacitySlos,
     Choice,
     Headers,
     HttpUrl,
@@ -28,6 +29,7 @@ from loadgen.config.types import (
     Rates,
     Section,
     ServerMetrics,
+    Share,
     Slos,
     field_error,
     merge_headers,
@@ -35,6 +37,7 @@ from loadgen.config.types import (
     parse_json_object,
 )
 from loadgen.core.arrivals import ARRIVAL_KINDS
+from loadgen.core.sweep import AUTO
 from loadgen.workloads.loaders import FORMATS
 from loadgen.workloads.scenarios import SCENARIOS
 from loadgen.workloads.sessions import SESSIONS_SCENARIO, parse_turns
@@ -115,7 +118,12 @@ class LoadConfig(Section):
     """How requests are sent: rates, step size, trimming, arrivals, SLOs (one for all targets)."""
 
     rates_rps: Annotated[Rates, Opt(name="rates", aliases=("rate_range", "rate"))] = Field(
-        (), description="target rates in req/s: 1,2,4,inf or START:STOP:STEP; inf sends at once"
+        (),
+        description="target rates in req/s: 1,2,4,inf or START:STOP:STEP; inf sends at once; "
+        "auto: a synchronous step, inf, then --steps rates between what they measured",
+    )
+    auto_steps: Annotated[int, Opt(name="steps", metavar="K")] = Field(
+        8, ge=1, description="rates --rates auto spreads between its synchronous and inf steps"
     )
     num_requests: int = Field(1000, ge=1, description="requests per step")
     duration_s: Annotated[float | None, Opt(name="duration", metavar="S")] = Field(
@@ -125,6 +133,12 @@ class LoadConfig(Section):
         description="seconds of sending per step, instead of a number of requests",
     )
     trim: int = Field(100, ge=0, description="requests left out at each end of a step (send order)")
+    repeats: int = Field(
+        1,
+        ge=1,
+        description="run each step R times (fresh prompts, send times from seeds derived from "
+        "--seed); figures get their mean and 95% interval over the runs",
+    )
     arrival: Annotated[str, Choice(ARRIVALS, "arrival")] = Field(
         "poisson", description="arrival process"
     )
@@ -173,8 +187,15 @@ class LoadConfig(Section):
             self._check_duration(self.duration_s)
         return self
 
+    @property
+    def fixed_rates_rps(self) -> tuple[float, ...]:
+        """The rates given (req/s); none for rates auto, which the sweep measures."""
+        return () if isinstance(self.rates_rps, str) else self.rates_rps
+
     def _check_duration(self, duration_s: float) -> None:
-        for rate_rps in self.rates_rps:
+        if self.rates_rps == AUTO:
+            raise field_error("duration_s", "--rates auto runs an inf step: give no duration")
+        for rate_rps in self.fixed_rates_rps:
             if math.isinf(rate_rps):
                 raise field_error("duration_s", "a duration needs finite rates (inf sends at once)")
             if rate_rps * duration_s <= 2 * self.trim:
@@ -184,6 +205,33 @@ class LoadConfig(Section):
                     f"{rate_rps * duration_s:.0f} requests, nothing left after trimming "
                     f"{self.trim} from each end",
                 )
+
+
+class CapacityConfig(Section):
+    """A capacity search (`loadgen capacity`): the highest rate at which every SLO holds."""
+
+    slos: Annotated[CapacitySlos, Opt(name="capacity_slo", metavar="K=V,...")] = Field(
+        default_factory=dict,
+        description="SLOs every kept step must meet: ttft|ttfa|tpot|e2e|per_token with _pNN or "
+        "_mean (s), error_rate (a share; 0.01 unless given)",
+    )
+    resolution: Annotated[Share, Opt(metavar="SHARE")] = Field(
+        0.05,
+        description="stop when the highest rate that held and the lowest that failed are "
+        "this close (5% or 0.05)",
+    )
+    max_steps: int = Field(30, ge=1, description="most steps a search runs")
+    max_scale: int = Field(
+        4, ge=1, description="an undecided rate runs again with twice the requests, up to N times"
+    )
+    start_rate_rps: Annotated[float, Opt(name="start_rate", metavar="R")] = Field(
+        1.0, gt=0, allow_inf_nan=False, description="the search's first rate (req/s)"
+    )
+
+    @property
+    def searching(self) -> bool:
+        """True when a run searches for capacity instead of sweeping fixed rates."""
+        return bool(self.slos)
 
 
 class WorkloadConfig(Section):
@@ -335,6 +383,7 @@ class RunConfig(Section):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     sim: SimConfig = Field(default_factory=SimConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    capacity: CapacityConfig = Field(default_factory=CapacityConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -359,9 +408,36 @@ class RunConfig(Section):
         for where, target in self._located_targets():
             if streamed and not target.stream:
                 raise field_error(f"{where}.stream", "ttft and tpot SLOs need streaming")
-        if not self.load.rates_rps and self.load.trace is None:
+        if self.capacity.searching:
+            self._check_search()
+        elif not self.load.rates_rps and self.load.trace is None:
             raise field_error("load.rates_rps", "no request rate given")
+        if self.load.rates_rps == AUTO:
+            self._check_auto()
         return self
+
+    def _check_auto(self) -> None:
+        if self.workload.sessions:
+            raise field_error("load.rates_rps", "rates auto sends single requests, not sessions")
+        if self.cluster.processes is not None:
+            raise field_error(
+                "load.rates_rps", "rates auto sends its synchronous step from one process"
+            )
+
+    def _check_search(self) -> None:
+        if self.load.repeats > 1:
+            raise field_error("load.repeats", "a capacity search reruns undecided rates itself")
+        if self.load.rates_rps:
+            raise field_error("load.rates_rps", "a capacity search picks its own rates")
+        if self.load.trace is not None:
+            raise field_error("load.trace", "a replayed trace sets its own rate: nothing to search")
+        load, start_rps = self.load, self.capacity.start_rate_rps
+        if load.duration_s is not None and start_rps * load.duration_s <= 2 * load.trim:
+            raise field_error(
+                "load.duration_s",
+                f"{load.duration_s:g} s at the start rate {start_rps:g} req/s leaves nothing "
+                f"after trimming {load.trim} from each end",
+            )
 
     def _check_targets(self) -> None:
         if not self.targets:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import orjson
@@ -26,8 +26,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, core_schema
 
 from loadgen.client.protocol import normalize_base_url
+from loadgen.core.capacity import parse_capacity_slos
 from loadgen.core.stats import SLO_KEYS, parse_slos
-from loadgen.core.sweep import parse_rate, parse_rate_range, parse_rates
+from loadgen.core.sweep import AUTO, parse_rate, parse_rate_range, parse_rates
 
 HIDDEN = "***"
 
@@ -70,8 +71,11 @@ class RequestBodyField:
 BODY = RequestBodyField()
 
 
-def _rates(value: Any) -> tuple[float, ...]:
-    """Rates (req/s) from "1,2,inf", "START:STOP:STEP", one number, or a list of them."""
+def _rates(value: Any) -> tuple[float, ...] | str:
+    """Rates (req/s) from "1,2,inf", "START:STOP:STEP", one number, or a list of them; or
+    "auto", for rates measured by the sweep itself."""
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
     if isinstance(value, str):
         return tuple(parse_rate_range(value) if ":" in value else parse_rates(value))
     if isinstance(value, bool):
@@ -79,17 +83,25 @@ def _rates(value: Any) -> tuple[float, ...]:
     if isinstance(value, int | float):
         return (parse_rate(str(value)),)
     if isinstance(value, Sequence):
-        return tuple(item for entry in value for item in _rates(entry))
+        rates: list[float] = []
+        for entry in value:
+            part = _rates(entry)
+            if isinstance(part, str):
+                raise ValueError("'auto' stands alone: it is no entry of a list of rates")
+            rates += part
+        return tuple(rates)
     raise ValueError("rates must be a list such as [1, 2, 'inf'] or text such as '1,2,inf'")
 
 
-def _rates_json(rates: tuple[float, ...]) -> list[float | str]:
+def _rates_json(rates: tuple[float, ...] | str) -> list[float | str] | str:
+    if isinstance(rates, str):
+        return rates
     return [rate if math.isfinite(rate) else "inf" for rate in rates]
 
 
 _RATE_SCHEMA = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"const": "inf"}]}
 Rates = Annotated[
-    tuple[float, ...],
+    tuple[float, ...] | Literal["auto"],
     BeforeValidator(_rates),
     PlainSerializer(_rates_json, when_used="json"),
     WithJsonSchema(
@@ -98,6 +110,7 @@ Rates = Annotated[
                 {"type": "array", "items": _RATE_SCHEMA},
                 _RATE_SCHEMA,
                 {"type": "string", "description": "'1,2,4,inf' or a range START:STOP:STEP"},
+                {"const": AUTO, "description": "a synchronous step, inf, then --steps between"},
             ]
         }
     ),
@@ -129,6 +142,62 @@ Slos = Annotated[
                     "additionalProperties": False,
                 },
                 {"type": "string", "description": "'ttft=0.5,tpot=0.05' (seconds)"},
+            ]
+        }
+    ),
+]
+
+
+def _capacity_slos(value: Any) -> dict[str, float]:
+    """Capacity SLOs from "ttft_p99=0.5,error_rate=0.01" or a table of them."""
+    if isinstance(value, Mapping):
+        if not value:
+            return {}
+        value = ",".join(f"{key}={limit}" for key, limit in value.items())
+    if isinstance(value, str):
+        return parse_capacity_slos(value)
+    raise ValueError("SLOs must be a table such as {ttft_p99 = 0.5} or text 'ttft_p99=0.5'")
+
+
+CapacitySlos = Annotated[
+    dict[str, float],
+    BeforeValidator(_capacity_slos),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
+                {"type": "string", "description": "'ttft_p99=0.5,tpot_p99=0.05,error_rate=0.01'"},
+            ]
+        }
+    ),
+]
+
+
+def parse_share(value: Any) -> float:
+    """A share in (0, 1) from "5%", "0.05" or 0.05."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a share such as 5% or 0.05") from None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        share = float(value)
+    else:
+        raise ValueError("expected a share such as 5% or 0.05")
+    if not 0 < share < 1:
+        raise ValueError(f"{value!r}: a share must lie between 0 and 100% (exclusive)")
+    return share
+
+
+Share = Annotated[
+    float,
+    BeforeValidator(parse_share),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                {"type": "string", "description": "a percentage such as '5%'"},
             ]
         }
     ),

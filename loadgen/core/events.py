@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.core.records import RequestRecord, StepSummary
+from loadgen.core.saturation import SaturationWatch, wait_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,8 @@ class StepProgress:
     """Live counters of the step in progress; `t_start_ns` is the schedule origin (ns).
 
     In a step of multi-turn `sessions`, `num_planned` and `trim` count sessions, and `sent`,
-    `done` and `errors` requests.
+    `done` and `errors` requests. `watch` sees every finished request when the step is
+    watched for over-saturation.
     """
 
     step: int
@@ -54,11 +56,20 @@ class StepProgress:
     sent: int = 0
     done: int = 0
     errors: int = 0
+    watch: SaturationWatch | None = None
 
     @property
     def in_flight(self) -> int:
         """Requests sent and not yet finished."""
         return self.sent - self.done
+
+    def finish(self, record: RequestRecord) -> None:
+        """Count a finished request (and show it to the step's saturation watch, if any)."""
+        self.done += 1
+        self.errors += not record.ok
+        if self.watch is not None:
+            t_s = (record.t_done_ns - self.t_start_ns) / 1e9
+            self.watch.add(t_s, self.sent, self.in_flight, wait_of(record))
 
 
 @dataclass(frozen=True, slots=True)

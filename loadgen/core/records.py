@@ -226,6 +226,35 @@ class ServerFigures:
     e2e_mean_s: float | None
 
 
+Verdict = Literal["holds", "fails", "undecided"]
+
+
+@dataclass(frozen=True, slots=True)
+class SloCheck:
+    """One capacity SLO judged on one step: the step's figure, its 95% interval, the verdict.
+
+    `key` is the SLO as given (`ttft_p99`, `error_rate`); `limit` and the figures are in its
+    units (s, or a share of requests); `why` says what left it undecided, when it was.
+    """
+
+    key: str
+    limit: float
+    estimate: float | None
+    low: float | None
+    high: float | None
+    verdict: Verdict
+    why: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepVerdict:
+    """Whether a step carried its load within every capacity SLO: holds when every check
+    holds, fails when one fails (or the step was over-saturated), else undecided."""
+
+    verdict: Verdict
+    checks: tuple[SloCheck, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class StepSummary:
     """One finished step of a sweep: the trimmed figures, the untrimmed ones, and flags.
@@ -234,6 +263,10 @@ class StepSummary:
     holds each shard's figures in a run of several (empty for one process); `server` the
     server's own view of the step, when its metrics were scraped; `sessions` the figures of a
     step of multi-turn sessions (kept by session start order, not send order).
+    `over_saturated`: the server fell further behind the longer the step ran (a capacity
+    search stops such a step early); `slo` the step's verdict under a capacity search's SLOs;
+    `synchronous` a step that sent one request at a time (its target rate is inf); `repeat`
+    which run of its step it is, from 0 (`--repeats`).
     """
 
     step: int
@@ -251,3 +284,7 @@ class StepSummary:
     capped_sends: int = 0
     server: ServerFigures | None = None
     sessions: SessionFigures | None = None
+    over_saturated: bool = False
+    slo: StepVerdict | None = None
+    synchronous: bool = False
+    repeat: int = 0

@@ -43,17 +43,26 @@ def parse_slos(text: str) -> dict[str, float]:
     if not text.strip():
         raise ValueError(f"SLO list is empty; expected KEY=SECONDS pairs with KEY in {SLO_KEYS}")
     slos: dict[str, float] = {}
+    for key, raw in key_values(text, "SECONDS"):
+        if key not in SLO_KEYS:
+            raise ValueError(f"unknown SLO key {key!r}; known keys are {', '.join(SLO_KEYS)}")
+        slos[key] = _parse_limit(key, raw)
+    return slos
+
+
+def key_values(text: str, value_name: str) -> list[tuple[str, str]]:
+    """The `KEY=VALUE` items of comma-separated SLO text, keys lower-cased; ValueError naming
+    an item without "=" or a key given twice."""
+    pairs: list[tuple[str, str]] = []
     for item in text.split(","):
         key, sep, raw = item.partition("=")
         key = key.strip().lower()
         if not sep or not key:
-            raise ValueError(f"SLO item {item.strip()!r} is not of the form KEY=SECONDS")
-        if key not in SLO_KEYS:
-            raise ValueError(f"unknown SLO key {key!r}; known keys are {', '.join(SLO_KEYS)}")
-        if key in slos:
+            raise ValueError(f"SLO item {item.strip()!r} is not of the form KEY={value_name}")
+        if key in dict(pairs):
             raise ValueError(f"SLO key {key!r} is given more than once")
-        slos[key] = _parse_limit(key, raw)
-    return slos
+        pairs.append((key, raw))
+    return pairs
 
 
 def _parse_limit(key: str, raw: str) -> float:
@@ -205,6 +214,16 @@ def _tokens_source(kept: Sequence[RequestRecord], every: Sequence[RequestRecord]
     return min(pool, key=_SOURCE_RANK.__getitem__, default="estimate")
 
 
+def kept_records(
+    ordered: Sequence[RequestRecord], num_sent: int, trim: int, num_sessions: int | None = None
+) -> list[RequestRecord]:
+    """The records of `ordered` (by index) that the trim rule keeps: send index in
+    `[trim, num_sent - trim)`, or the turns of sessions `[trim, num_sessions - trim)`."""
+    if num_sessions is None:
+        return [r for r in ordered if trim <= r.index < num_sent - trim]
+    return kept_sessions(ordered, num_sessions, trim)
+
+
 def summarize_step(
     records: Sequence[RequestRecord],
     *,
@@ -230,10 +249,7 @@ def summarize_step(
     if trim < 0:
         raise ValueError(f"trim must be >= 0 requests, got {trim}")
     ordered = sorted(records, key=lambda r: r.index)
-    if num_sessions is None:
-        kept = [r for r in ordered if trim <= r.index < num_sent - trim]
-    else:
-        kept = kept_sessions(ordered, num_sessions, trim)
+    kept = kept_records(ordered, num_sent, trim, num_sessions)
     # Turns follow answers, not the arrival process: only session starts are Poisson.
     gap_rate_rps = target_rate_rps if num_sessions is None else None
     trimmed = step_figures(kept, slos, gap_rate_rps)

@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 
 from loadgen.core.records import StepSummary
 
-SweepPolicy = Generator[float, StepSummary, None]
+
+@dataclass(frozen=True, slots=True)
+class StepOrder:
+    """What a policy asks of the next step: its rate (req/s), and `scale` times the usual
+    number of requests (or seconds) per step. A `synchronous` step sends its requests one at a
+    time, each when the last ended (`rate_rps` is inf): at most SYNC_REQUESTS of them,
+    trimming at most SYNC_TRIM at each end. `repeat` numbers the runs of one step (from 0):
+    each draws its send times from a seed of its own."""
+
+    rate_rps: float
+    scale: int = 1
+    synchronous: bool = False
+    repeat: int = 0
+
+
+SweepPolicy = Generator[StepOrder, StepSummary, None]
 
 MAX_RANGE_RATES = 10_000
+SYNC_REQUESTS = 120
+SYNC_TRIM = 10
+AUTO = "auto"
 _RANGE_REL_TOL = 1e-9
 _SIGNIFICANT_DIGITS = 12
 
@@ -75,9 +94,50 @@ def fixed_rates(rates: Sequence[float]) -> SweepPolicy:
 def _fixed_rates(rates: tuple[float, ...]) -> SweepPolicy:
     """Yield each rate (req/s); return once a received summary says the step was interrupted."""
     for rate in rates:
-        summary = yield rate
+        summary = yield StepOrder(rate)
         if summary.interrupted:
             return
+
+
+def auto_rates(num_between: int) -> SweepPolicy:
+    """`--rates auto`: a synchronous step, a saturated one (inf), then `num_between` rates
+    (req/s) spread evenly between the sequence throughputs the two measured."""
+    if num_between < 1:
+        raise ValueError(f"--rates auto needs at least 1 rate between, got {num_between}")
+    return _auto_rates(num_between)
+
+
+def _auto_rates(num_between: int) -> SweepPolicy:
+    """Measure the two ends, then walk the rates between; stop after an interrupted step."""
+    synchronous = yield StepOrder(math.inf, synchronous=True)
+    if synchronous.interrupted:
+        return
+    saturated = yield StepOrder(math.inf)
+    if saturated.interrupted:
+        return
+    for rate_rps in spread_rates(
+        synchronous.trimmed.sequence_throughput_rps,
+        saturated.trimmed.sequence_throughput_rps,
+        num_between,
+    ):
+        summary = yield StepOrder(rate_rps)
+        if summary.interrupted:
+            return
+
+
+def spread_rates(low_rps: float, high_rps: float, count: int) -> list[float]:
+    """`count` rates (req/s) evenly spaced strictly between `low_rps` and `high_rps`, to 3
+    significant digits when that keeps them apart; none when the high end is not above the low
+    one (a server that does no better with more load)."""
+    if count < 1 or not (0 < low_rps < high_rps and math.isfinite(high_rps)):
+        return []
+    width_rps = (high_rps - low_rps) / (count + 1)
+    exact = [low_rps + i * width_rps for i in range(1, count + 1)]
+    for digits in (3, 6, _SIGNIFICANT_DIGITS):
+        rates = [float(f"{rate:.{digits}g}") for rate in exact]
+        if low_rps < rates[0] and rates[-1] < high_rps and len(set(rates)) == count:
+            return rates
+    return exact
 
 
 def _check_rate(rate: float, text: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from loadgen.core.capacity import capacity_answer
 from loadgen.core.distributions import DISTRIBUTION_FIELDS
 from loadgen.core.events import RunObserver, StepProgress, TargetInfo
 from loadgen.core.latency import request_latencies
@@ -30,6 +31,7 @@ from loadgen.core.records import (
     StepSummary,
     record_phase,
 )
+from loadgen.core.repeats import repeats_document
 from loadgen.version import __version__
 
 # Per-request latencies written on each requests.jsonl row (None where not measured).
@@ -83,6 +85,10 @@ def summary_dict(summary: StepSummary) -> dict[str, Any]:
         "shards": [asdict(shard) for shard in summary.shards],
         "server": None if summary.server is None else asdict(summary.server),
         "sessions": None if summary.sessions is None else asdict(summary.sessions),
+        "synchronous": summary.synchronous,
+        "repeat": summary.repeat,
+        "over_saturated": summary.over_saturated,
+        "slo": None if summary.slo is None else asdict(summary.slo),
         "untrimmed": figures_dict(summary.untrimmed),
     }
 
@@ -92,6 +98,7 @@ def csv_row(summary: StepSummary) -> dict[str, Any]:
     data = summary_dict(summary)
     data.pop("untrimmed")
     data.pop("shards")
+    data["slo"] = None if summary.slo is None else summary.slo.verdict
     data |= _session_columns(data.pop("sessions"))
     server = data.pop("server") or {}
     data |= {f"server_{name}": server.get(name) for name in _SERVER_COLUMNS}
@@ -219,8 +226,26 @@ def summary_document(target: TargetInfo, steps: Sequence[StepSummary]) -> dict[s
         },
         **target.notes,
         "config": dict(target.config),
+        **_capacity(target, steps),
+        **_repeats(steps),
         "steps": [summary_dict(step) for step in steps],
     }
+
+
+def _repeats(steps: Sequence[StepSummary]) -> dict[str, Any]:
+    """summary.json's `repeats` (see core.repeats), when some step ran more than once."""
+    document = repeats_document(steps)
+    for entry in document:
+        entry["target_rate_rps"] = _json_value(entry["target_rate_rps"])
+    return {"repeats": document} if document else {}
+
+
+def _capacity(target: TargetInfo, steps: Sequence[StepSummary]) -> dict[str, Any]:
+    """What a capacity search's steps found, as summary.json's `capacity` (none for a sweep)."""
+    if not any(step.slo is not None for step in steps):
+        return {}
+    resolution = float(target.config.get("capacity", {}).get("resolution", 0.05))
+    return {"capacity": asdict(capacity_answer(steps, resolution))}
 
 
 class ResultsWriter(RunObserver):

@@ -15,6 +15,7 @@ from loadgen.core.distributions import DISTRIBUTIONS
 from loadgen.core.events import RunObserver, StepProgress, TargetInfo, TargetOutcome
 from loadgen.core.records import Distribution, RequestRecord, StepSummary
 from loadgen.core.stats import SATURATION_LATENESS_S
+from loadgen.report.repeats import repeats_table
 from loadgen.report.server_view import (
     SERVER_COLUMNS,
     TURN_COLUMNS,
@@ -33,6 +34,11 @@ _REFRESH_S = 0.25
 def rate_text(rate_rps: float) -> str:
     """A request rate for people: "inf" or a short number."""
     return "inf" if math.isinf(rate_rps) else f"{rate_rps:g}"
+
+
+def step_rate_text(summary: StepSummary) -> str:
+    """A step's target rate for people: "sync" for a synchronous step (one at a time)."""
+    return "sync" if summary.synchronous else rate_text(summary.target_rate_rps)
 
 
 def _ms(value_s: float | None) -> str:
@@ -70,7 +76,7 @@ def progress_text(progress: StepProgress, now_ns: int) -> Text:
 def summary_table(summary: StepSummary) -> Table:
     """The figures of one step (trimmed), as a table."""
     figures = summary.trimmed
-    rate = rate_text(summary.target_rate_rps)
+    rate = step_rate_text(summary)
     title = (
         f"step {summary.step + 1}: target {rate} req/s, "
         f"kept {figures.num_requests} of {summary.num_sent} (trim {summary.trim})"
@@ -117,9 +123,10 @@ def sweep_table(summaries: list[StepSummary]) -> Table:
         flags = [name for name, on in (("saturated", summary.client_saturated),
                                        ("interrupted", summary.interrupted),
                                        ("capped", summary.capped_sends > 0),
+                                       ("over-saturated", summary.over_saturated),
                                        ("invalid", summary.invalid is not None)) if on]  # fmt: skip
         table.add_row(
-            rate_text(summary.target_rate_rps),
+            step_rate_text(summary),
             _num(figures.achieved_rate_rps),
             _num(figures.sequence_throughput_rps),
             _num(figures.output_token_throughput_tps, 1),
@@ -152,7 +159,7 @@ def server_table(summaries: list[StepSummary]) -> Table | None:
     for name in ("target req/s", *SERVER_COLUMNS):
         table.add_column(name, justify="right")
     for summary, server in steps:
-        table.add_row(rate_text(summary.target_rate_rps), *server_cells(server))
+        table.add_row(step_rate_text(summary), *server_cells(server))
     return table
 
 
@@ -228,6 +235,9 @@ class ConsoleReporter(RunObserver):
             server = server_table(self._summaries)
             if server is not None:
                 self.console.print(server)
+            repeats = repeats_table(self._summaries)
+            if repeats is not None:
+                self.console.print(repeats)
         self._summaries = []
 
     def _stop_live(self) -> None:
@@ -265,6 +275,11 @@ def step_warnings(summary: StepSummary) -> list[str]:
         )
     if summary.interrupted:
         warnings.append("the step was interrupted; its figures cover only what was sent")
+    if summary.over_saturated:
+        warnings.append(
+            "over_saturated: requests in flight and their waits kept growing (the server is "
+            "over its capacity); a capacity search stops such a step early"
+        )
     if summary.trimmed.num_errors:
         kinds = ", ".join(f"{k} {v}" for k, v in summary.trimmed.errors_by_kind.items())
         warnings.append(f"{summary.trimmed.num_errors} kept requests failed ({kinds})")

@@ -16,9 +16,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loadgen.core.capacity import capacity_answer
+from loadgen.core.compare import CompareError
 from loadgen.core.distributions import DISTRIBUTIONS
-from loadgen.report.console import rate_text
-from loadgen.report.results import RunResults
+from loadgen.core.repeats import repeated_steps
+from loadgen.report.capacity import answer_line, search_columns, search_rows
+from loadgen.report.compare import COLUMNS as COMPARE_COLUMNS
+from loadgen.report.compare import compare_runs, figure_cells, rule_text, unmatched_text
+from loadgen.report.console import rate_text, step_rate_text
+from loadgen.report.repeats import repeat_cells, repeat_columns
+from loadgen.report.results import ResultsError, RunResults
 from loadgen.report.server_view import (
     SERVER_COLUMNS,
     TURN_COLUMNS,
@@ -47,7 +54,15 @@ th, td { border: 1px solid #bbb; padding: 0.3em 0.6em; text-align: right; }
 th { background: #eee; }
 img { max-width: 100%; display: block; margin: 1em 0; }
 pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.8em; }
+tr.worse td:last-child { color: #b00; font-weight: bold; }
+tr.better td:last-child { color: #070; }
+tr.fails td:last-child { color: #b00; font-weight: bold; }
+tr.holds td:last-child { color: #070; }
+tr.undecided td:last-child { color: #a60; }
 """
+# Comparison rows carry their verdict as a class (a row without one is a step's table row).
+_VERDICT_CLASSES = {"worse": "worse", "better": "better", "no significant change": "same",
+                    "not measured": "unmeasured"}  # fmt: skip
 _COLUMNS = (
     "target req/s", "achieved req/s", "req/s", "out tok/s", "per-token ms p50",
     "TTFT ms p50", "TTFT ms p99", "TTFA ms p50", "TPOT ms p50", "E2E s p50",
@@ -80,7 +95,7 @@ def _table(run: RunResults) -> str:
     for step in run.steps:
         f = step.trimmed
         cells = (
-            rate_text(step.target_rate_rps),
+            step_rate_text(step),
             "-" if f.achieved_rate_rps is None else f"{f.achieved_rate_rps:.2f}",
             f"{f.sequence_throughput_rps:.2f}",
             f"{f.output_token_throughput_tps:.1f}",
@@ -134,6 +149,65 @@ def _server_table(run: RunResults) -> str:
     return title + _html_table(("target req/s", *SERVER_COLUMNS), rows, "server")
 
 
+def _capacity_section(run: RunResults) -> str:
+    """A capacity search's steps, verdicts and answer ('' for a run of fixed rates)."""
+    rows = search_rows(run.steps)
+    if not rows:
+        return ""
+    resolution = float(run.config.get("capacity", {}).get("resolution", 0.05))
+    answer = answer_line(capacity_answer(run.steps, resolution))
+    table_rows = [
+        f'<tr class="{verdict}">' + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+        for cells, verdict in rows
+    ]
+    title = f"<h3>Capacity search</h3><p><b>{html.escape(answer)}</b></p>"
+    return title + _html_table(search_columns(run.steps), table_rows, "capacity")
+
+
+def _repeats_section(run: RunResults) -> str:
+    """Repeated steps' figures as mean [95% interval] ('' when no step was repeated)."""
+    repeated = repeated_steps(run.steps)
+    if not repeated:
+        return ""
+    rows = [_cells(repeat_cells(step)) for step in repeated]
+    title = "<h3>Repeated steps: mean [95% interval] over the runs</h3>"
+    return title + _html_table(repeat_columns(), rows, "repeats")
+
+
+def _comparison_section(runs: Sequence[RunResults]) -> str:
+    """Each later run against the first over steps at equal target rates ('' for one run)."""
+    if len(runs) < 2:
+        return ""
+    base = runs[0]
+    parts = [f"<h2>Comparison</h2><p>{html.escape(rule_text())}</p>"]
+    for new in runs[1:]:
+        title = f"<h3>{html.escape(_named(new))} against the base, {html.escape(_named(base))}</h3>"
+        try:
+            comparison = compare_runs(base, new)
+        except (CompareError, ResultsError) as exc:
+            parts.append(f"{title}<p>not compared: {html.escape(str(exc))}</p>")
+            continue
+        rows = [
+            _verdict_row((rate_text(step.target_rate_rps), *figure_cells(figure)))
+            for step in comparison.steps
+            for figure in step.figures
+        ]
+        notes = "".join(f"<p>{html.escape(line)}</p>" for line in unmatched_text(comparison))
+        parts.append(title + _html_table(COMPARE_COLUMNS[1:], rows, "comparison") + notes)
+    return "".join(parts)
+
+
+def _named(run: RunResults) -> str:
+    """A run's label and folder, which tell apart two runs of one target."""
+    return f"{run.label} ({run.path})"
+
+
+def _verdict_row(cells: Sequence[str]) -> str:
+    """A comparison row, its class the verdict in its last cell."""
+    tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+    return f'<tr class="{_VERDICT_CLASSES[cells[-1]]}">{tds}</tr>'
+
+
 def latency_figure(run: RunResults) -> Figure:
     """Box plots of TTFT, E2E and per-token latency of each step's kept successes."""
     from matplotlib.figure import Figure
@@ -173,16 +247,19 @@ def _rate_of(row: Mapping[str, Any]) -> float:
 
 def render_report(runs: Sequence[RunResults]) -> str:
     """The whole page for `runs` (one target each)."""
-    series = {run.label: run.steps for run in runs}
+    # Two runs of one target (a before and an after) share a label: their folders tell them apart.
+    labels = [run.label for run in runs]
+    series = {_named(run) if labels.count(run.label) > 1 else run.label: run.steps for run in runs}
     sweep = _image(_png(plot_sweep(series, "Throughput and latency against request rate")), "sweep")
-    sections = [f"<h1>loadgen report</h1><h2>Sweep</h2>{sweep}"]
+    sections = [f"<h1>loadgen report</h1><h2>Sweep</h2>{sweep}", _comparison_section(runs)]
     for run in runs:
         config = json.dumps(dict(run.config), indent=2, sort_keys=True, default=str)
         latencies = _image(_png(latency_figure(run)), f"latencies of {run.label}")
         prefixes = "" if run.prefixes is None else f"<p>{html.escape(run.prefixes)}</p>"
         sections.append(
             f"<h2>{html.escape(run.label)}</h2><p>{html.escape(str(run.path))}</p>{prefixes}"
-            f"{_table(run)}{_turn_tables(run)}{_server_table(run)}{latencies}<details><summary>Configuration</summary>"
+            f"{_capacity_section(run)}{_table(run)}{_repeats_section(run)}{_turn_tables(run)}"
+            f"{_server_table(run)}{latencies}<details><summary>Configuration</summary>"
             f"<pre>{html.escape(config)}</pre></details>"
         )
     body = "\n".join(sections)

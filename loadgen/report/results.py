@@ -16,8 +16,10 @@ from loadgen.core.records import (
     ServerFigures,
     SessionFigures,
     ShardFigures,
+    SloCheck,
     StepFigures,
     StepSummary,
+    StepVerdict,
     TurnFigures,
 )
 
@@ -97,7 +99,18 @@ def summary_from_dict(data: Mapping[str, Any]) -> StepSummary:
         capped_sends=data.get("capped_sends", 0),
         server=None if data.get("server") is None else ServerFigures(**data["server"]),
         sessions=_sessions(data.get("sessions")),
+        over_saturated=data.get("over_saturated", False),
+        synchronous=data.get("synchronous", False),
+        repeat=data.get("repeat", 0),
+        slo=_slo(data.get("slo")),
     )
+
+
+def _slo(data: Mapping[str, Any] | None) -> StepVerdict | None:
+    """The StepVerdict `export.files.summary_dict` wrote, None outside a capacity search."""
+    if data is None:
+        return None
+    return StepVerdict(data["verdict"], tuple(SloCheck(**check) for check in data["checks"]))
 
 
 def _sessions(data: Mapping[str, Any] | None) -> SessionFigures | None:

@@ -57,9 +57,22 @@ PANELS: tuple[_Panel, ...] = (
 )
 
 
+def x_rate_rps(summary: StepSummary) -> float:
+    """Where a step is drawn (req/s): its target rate, or the rate a synchronous step carried."""
+    if summary.synchronous:
+        return summary.trimmed.sequence_throughput_rps
+    return summary.target_rate_rps
+
+
+def plotted(steps: Sequence[StepSummary]) -> list[StepSummary]:
+    """The steps drawn, by rate: a rate run again (a longer step of a search) shows its last."""
+    last = {(step.synchronous, step.target_rate_rps): step for step in steps}
+    return sorted(last.values(), key=x_rate_rps)
+
+
 def _inf_position(series: Mapping[str, Sequence[StepSummary]]) -> float:
     """Where an inf rate is drawn on the x axis (req/s): right of every finite rate."""
-    finite = [s.target_rate_rps for steps in series.values() for s in steps]
+    finite = [x_rate_rps(s) for steps in series.values() for s in steps]
     finite = [rate for rate in finite if math.isfinite(rate)]
     return INF_POSITION_FACTOR * max(finite) if finite else INF_POSITION_ALONE
 
@@ -96,11 +109,11 @@ def _draw_target(
     xs: list[float] = []
     ys: list[float] = []
     hollow: list[int] = []
-    for summary in sorted(steps, key=lambda s: s.target_rate_rps):
+    for summary in plotted(steps):
         value = panel.value(summary)
         if value is None:
             continue
-        rate = summary.target_rate_rps
+        rate = x_rate_rps(summary)
         if summary.interrupted:
             hollow.append(len(xs))
         xs.append(rate if math.isfinite(rate) else inf_x)
@@ -131,7 +144,7 @@ def plot_sweep(series: Mapping[str, Sequence[StepSummary]], title: str) -> Figur
         from matplotlib.lines import Line2D
     except ImportError as exc:
         raise RuntimeError("plotting needs matplotlib: pip install matplotlib") from exc
-    rates = [s.target_rate_rps for steps in series.values() for s in steps]
+    rates = [x_rate_rps(s) for steps in series.values() for s in steps]
     if not rates:
         raise ValueError("plot_sweep needs at least one step")
     finite = [rate for rate in rates if math.isfinite(rate)]

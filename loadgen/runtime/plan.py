@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import cast
+from typing import Literal, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from loadgen.config import LoadConfig, RunConfig, TargetConfig
+from loadgen.config.model import CapacityConfig
 from loadgen.core.arrivals import ArrivalKind, send_offsets_s, send_offsets_within_s
 from loadgen.core.records import RequestSpec
 from loadgen.core.shards import Shard, deal, shard_offsets_s
+from loadgen.core.sweep import SYNC_REQUESTS, SYNC_TRIM, StepOrder
 from loadgen.runtime.workload import (
     build_sessions,
     build_workload,
@@ -41,10 +43,12 @@ class TargetPlan:
     mean something only if the server is asked to keep to them. `output_counter` counts output
     tokens with the target's tokenizer, for servers that stream no usage. With `sessions`,
     each step sends multi-turn sessions: its rate and size count sessions, not requests.
+    With `capacity`, the steps search for the highest rate that meets its SLOs (`rates_rps`
+    is then empty).
     """
 
     workload: Workload | None
-    rates_rps: tuple[float, ...]
+    rates_rps: tuple[float, ...] | Literal["auto"]
     load: LoadConfig
     scenario: str
     forced_lengths: bool
@@ -52,29 +56,42 @@ class TargetPlan:
     output_counter: Callable[[str], int] | None = None
     shard: Shard | None = None
     sessions: SessionWorkload | None = None
+    capacity: CapacityConfig | None = None
 
-    def step(self, step: int, rate_rps: float) -> tuple[Sequence[RequestSpec], Offsets]:
-        """Step `step`'s requests at `rate_rps` and their send offsets (s from the step start).
+    def step(self, step: int, order: StepOrder) -> tuple[Sequence[RequestSpec], Offsets]:
+        """Step `step`'s requests as `order` says and their send offsets (s from the step
+        start): `order.scale` times the usual number (a synchronous step: up to SYNC_REQUESTS).
 
         A shard's plan gives its own share: its requests, drawn from its own seed.
         """
         if self.workload is None:
             raise RuntimeError("step() of a plan of sessions")
-        offsets_s = self.offsets_s(rate_rps)
+        if order.synchronous:
+            offsets_s = np.zeros(min(self.load.num_requests, SYNC_REQUESTS), dtype=np.float64)
+        else:
+            offsets_s = self.offsets_s(order.rate_rps, scale=order.scale, repeat=order.repeat)
         specs = step_specs(self.workload, len(offsets_s), self.load.seed, step, self.shard)
         return specs, offsets_s
 
-    def session_step(self, step: int, rate_rps: float) -> tuple[Sequence[Session], Offsets]:
-        """Step `step`'s sessions at `rate_rps` sessions/s and their start offsets (s)."""
+    def session_step(self, step: int, order: StepOrder) -> tuple[Sequence[Session], Offsets]:
+        """Step `step`'s sessions as `order` says (its rate in sessions/s), their start
+        offsets (s)."""
         if self.sessions is None:
             raise RuntimeError("session_step() of a plan of single requests")
-        offsets_s = self.offsets_s(rate_rps)
+        offsets_s = self.offsets_s(order.rate_rps, scale=order.scale, repeat=order.repeat)
         rng = workload_rng(self.load.seed, step)
         return self.sessions.sessions(len(offsets_s), rng), offsets_s
 
-    def offsets_s(self, rate_rps: float, shard: Shard | None = None) -> Offsets:
-        """A step's send offsets (s from its start) at `rate_rps`: this plan's, or, from the
-        whole run's plan, those of `shard`'s share."""
+    def trim(self, order: StepOrder) -> int:
+        """Requests a step of `order` leaves out at each end (fewer for a synchronous one)."""
+        return min(self.load.trim, SYNC_TRIM) if order.synchronous else self.load.trim
+
+    def offsets_s(
+        self, rate_rps: float, shard: Shard | None = None, scale: int = 1, repeat: int = 0
+    ) -> Offsets:
+        """A step's send offsets (s from its start) at `rate_rps`, `scale` times as many as
+        usual, for run `repeat` of the step: this plan's, or, from the whole run's plan, those
+        of `shard`'s share."""
         shard = self.shard or shard
         if self.trace_offsets_s is not None:
             if shard is None or self.shard is not None:
@@ -82,21 +99,31 @@ class TargetPlan:
             return self.trace_offsets_s[deal(len(self.trace_offsets_s), shard, self.load.seed)]
         load = self.load
         kind = cast(ArrivalKind, load.arrival)
+        num_requests = load.num_requests * scale
+        duration_s = None if load.duration_s is None else load.duration_s * scale
+        seed = repeat_seed(load.seed, repeat)
         if shard is not None:
             return shard_offsets_s(
                 kind,
                 rate_rps,
                 shard,
-                load.seed,
-                num_requests=load.num_requests,
-                duration_s=load.duration_s,
+                seed,
+                num_requests=num_requests,
+                duration_s=duration_s,
                 burstiness=load.burstiness,
             )
         # One arrival stream for every step: steps differ only in scale (common random numbers).
-        rng = np.random.default_rng([load.seed, 1])
-        if load.duration_s is not None:
-            return send_offsets_within_s(kind, rate_rps, load.duration_s, rng, load.burstiness)
-        return send_offsets_s(kind, rate_rps, load.num_requests, rng, load.burstiness)
+        rng = np.random.default_rng([seed, 1])
+        if duration_s is not None:
+            return send_offsets_within_s(kind, rate_rps, duration_s, rng, load.burstiness)
+        return send_offsets_s(kind, rate_rps, num_requests, rng, load.burstiness)
+
+
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The arrival seed of run `repeat` of a step: `seed` itself for the first run."""
+    if repeat == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, repeat]).generate_state(1, np.uint32)[0])
 
 
 def plan_target(config: RunConfig, target: TargetConfig, shard: Shard | None = None) -> TargetPlan:
@@ -104,6 +131,14 @@ def plan_target(config: RunConfig, target: TargetConfig, shard: Shard | None = N
 
     A shard's plan sends its share of the load: its deal of a dataset's or a trace's requests.
     """
+    plan = _plan_target(config, target, shard)
+    if config.capacity.searching:
+        plan = replace(plan, capacity=config.capacity)
+    return plan
+
+
+def _plan_target(config: RunConfig, target: TargetConfig, shard: Shard | None) -> TargetPlan:
+    """The plan of `target` under `config`, before any capacity search is added."""
     load = config.load
     counter = token_counter(target.tokenizer)
     # The tokenizer also counts output tokens for servers that send no usage (DeepSpeed-MII).

@@ -84,12 +84,15 @@ class StepRunner:
         specs: Sequence[RequestSpec],
         offsets_s: npt.NDArray[np.float64],
         stop: StopSignal,
+        max_concurrency: int | None = None,
     ) -> StepResult:
         """Send `specs[i]` at `progress.t_start_ns + offsets_s[i]`; return when every one ended.
 
-        A finished request leaves only its record: no task of it is kept until the step ends.
+        At most `max_concurrency` (else the runner's own cap, if any) are in flight at once. A
+        finished request leaves only its record: no task of it is kept until the step ends.
         """
-        slots = asyncio.Semaphore(self.max_concurrency) if self.max_concurrency else None
+        cap = max_concurrency or self.max_concurrency
+        slots = asyncio.Semaphore(cap) if cap else None
         records: list[RequestRecord | None] = [None] * len(specs)
         in_flight: set[asyncio.Task[None]] = set()
         deadlines_ns: list[int] = (
@@ -153,9 +156,7 @@ class StepRunner:
             sending.in_flight.discard(asyncio.current_task())
         sending.records[index] = record
         progress = sending.progress
-        progress.done += 1
-        if not record.ok:
-            progress.errors += 1
+        progress.finish(record)
         self.observer.on_request_done(progress, record)
 
 

@@ -142,8 +142,7 @@ class SessionRunner:
             record = await send_in_slot(self._sender, spec, index, t_sched_ns, slots, stop)
         record = replace(record, session=number, turn=turn_index + 1)
         step.records.append(record)
-        progress.done += 1
-        progress.errors += not record.ok
+        progress.finish(record)
         self._observer.on_request_done(progress, record)
         return record
 

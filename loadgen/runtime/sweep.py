@@ -19,9 +19,10 @@ from loadgen.client.server_metrics import MetricsScraper, StepWatch
 from loadgen.core.events import RunObserver, StepProgress
 from loadgen.core.records import RequestRecord, RequestSpec, ServerFigures, StepSummary
 from loadgen.core.stats import summarize_step
-from loadgen.core.sweep import fixed_rates
+from loadgen.core.sweep import StepOrder
 from loadgen.runtime.plan import TargetPlan
 from loadgen.runtime.runner import StepResult, StopSignal
+from loadgen.runtime.search import judged, sweep_policy, watched
 from loadgen.workloads.sessions import Session
 
 # Lead time between planning a step and its first scheduled send (ns).
@@ -35,8 +36,8 @@ class ShardError(Exception):
 class StepExecutor(Protocol):
     """Runs a plan's steps: here (PlannedExecutor), or on a cluster's shards."""
 
-    async def prepare(self, step: int, rate_rps: float) -> int:
-        """Plan step `step` at `rate_rps` (requests, send times); how many it will send."""
+    async def prepare(self, step: int, order: StepOrder) -> int:
+        """Plan step `step` as `order` says (requests, send times); how many it will send."""
         ...
 
     async def run(self, progress: StepProgress, stop: StopSignal) -> StepResult:
@@ -53,8 +54,10 @@ class StepSender(Protocol):
         specs: Sequence[RequestSpec],
         offsets_s: npt.NDArray[np.float64],
         stop: StopSignal,
+        max_concurrency: int | None = None,
     ) -> StepResult:
-        """Send `specs[i]` at offset `offsets_s[i]` (s); the step's records."""
+        """Send `specs[i]` at offset `offsets_s[i]` (s), at most `max_concurrency` at a time
+        when given (else as the sender was set up); the step's records."""
         ...
 
 
@@ -84,15 +87,17 @@ class PlannedExecutor:
         self._session_sender = session_sender
         self._next: tuple[Sequence[RequestSpec], npt.NDArray[np.float64]] | None = None
         self._next_sessions: tuple[Sequence[Session], npt.NDArray[np.float64]] | None = None
+        self._synchronous = False
 
-    async def prepare(self, step: int, rate_rps: float) -> int:
+    async def prepare(self, step: int, order: StepOrder) -> int:
         """Draw the step's requests (or sessions) and send times; how many there are."""
         if self._plan.sessions is not None:
             if self._session_sender is None:
                 raise ValueError("multi-turn sessions need a server to talk to")
-            self._next_sessions = self._plan.session_step(step, rate_rps)
+            self._next_sessions = self._plan.session_step(step, order)
             return len(self._next_sessions[0])
-        self._next = self._plan.step(step, rate_rps)
+        self._next = self._plan.step(step, order)
+        self._synchronous = order.synchronous
         return len(self._next[0])
 
     async def run(self, progress: StepProgress, stop: StopSignal) -> StepResult:
@@ -105,7 +110,8 @@ class PlannedExecutor:
             raise RuntimeError("run() before prepare()")
         specs, offsets_s = self._next
         self._next = None
-        return await self._sender.run(progress, specs, offsets_s, stop)
+        concurrency = 1 if self._synchronous else None
+        return await self._sender.run(progress, specs, offsets_s, stop, concurrency)
 
 
 def _sessions_started(records: Sequence[RequestRecord]) -> int:
@@ -134,21 +140,25 @@ async def sweep_steps(
     past_invalid: bool = False,
     scraper: MetricsScraper | None = None,
 ) -> None:
-    """Run the policy's steps until it ends or a stop is requested, adding each to `done`.
+    """Run the policy's steps until it ends or a stop is requested, adding each to `done`:
+    each step `plan.load.repeats` times (the policy hears of the last).
 
     An invalid step ends the sweep unless `past_invalid`. With `scraper`, each step's summary
     holds the server's view of it, from its metrics scraped around the step.
     """
-    policy = fixed_rates(plan.rates_rps)
-    rate_rps = next(policy)
+    policy = sweep_policy(plan)
+    order = next(policy)
     while not stop.stop_sending.is_set():
         step = _Step(plan, executor, observer, stop, scraper)
-        summary = await step.run(len(done), rate_rps)
-        done.append(summary)
-        if summary.invalid is not None and not past_invalid:
-            return
+        for repeat in range(plan.load.repeats):
+            if repeat and stop.stop_sending.is_set():
+                return
+            summary = await step.run(len(done), replace(order, repeat=repeat))
+            done.append(summary)
+            if summary.invalid is not None and not past_invalid:
+                return
         try:
-            rate_rps = policy.send(summary)
+            order = policy.send(summary)
         except StopIteration:
             return
 
@@ -163,23 +173,25 @@ class _Step:
     stop: StopSignal
     scraper: MetricsScraper | None
 
-    async def run(self, step: int, rate_rps: float) -> StepSummary:
+    async def run(self, step: int, order: StepOrder) -> StepSummary:
         """Plan, run and sum up one step; its requests and records leave memory on return.
 
         The server's metrics are scraped before the first send, every few seconds while the
-        step runs, and once its requests are done; failed scrapes are a warning.
+        step runs, and once its requests are done; failed scrapes are a warning. A step of a
+        capacity search is watched for over-saturation, and judged by the search's SLOs.
         """
-        executor, observer = self.executor, self.observer
-        num_planned = await executor.prepare(step, rate_rps)
+        executor, observer, rate_rps = self.executor, self.observer, order.rate_rps
+        num_planned = await executor.prepare(step, order)
         settle_garbage()
-        trim = self.plan.load.trim
+        trim = self.plan.trim(order)
         server: ServerFigures | None = None
         async with self._watching() as watch:
             t_start_ns = perf_counter_ns() + _STEP_LEAD_NS
             sessions = self.plan.sessions is not None
             progress = StepProgress(step, rate_rps, num_planned, trim, t_start_ns, sessions)
             observer.on_step_start(progress)
-            result = await executor.run(progress, self.stop)
+            async with self._stop_for(progress) as stop:
+                result = await executor.run(progress, stop)
             if watch is not None:
                 server = await watch.figures(result.records)
                 if (warning := watch.warning()) is not None:
@@ -191,7 +203,8 @@ class _Step:
             num_sent=len(result.records),
             trim=trim,
             slos=self.plan.load.slos,
-            interrupted=result.interrupted,
+            # A searched step its own watch stopped was not interrupted: the run goes on.
+            interrupted=result.interrupted and self.stop.stop_sending.is_set(),
             duration_s=result.duration_s,
             invalid=result.invalid,
             capped_sends=result.capped_sends,
@@ -199,8 +212,22 @@ class _Step:
         )
         if server is not None:
             summary = replace(summary, server=server)
+        if order.synchronous or order.repeat:
+            summary = replace(summary, synchronous=order.synchronous, repeat=order.repeat)
+        if self.plan.capacity is not None:
+            summary = judged(
+                summary, result.records, self.plan.capacity, progress, self.plan.load.seed
+            )
         observer.on_step_end(progress, summary, result.records)
         return summary
+
+    def _stop_for(
+        self, progress: StepProgress
+    ) -> contextlib.AbstractAsyncContextManager[StopSignal]:
+        """The stop the step runs under: the run's, or a searched step's own (see `watched`)."""
+        if self.plan.capacity is None:
+            return contextlib.nullcontext(self.stop)
+        return watched(progress, self.stop)
 
     def _watching(self) -> contextlib.AbstractAsyncContextManager[StepWatch | None]:
         """A watch on the server's metrics for one step (entering scrapes once), if any."""

@@ -12,7 +12,7 @@ from loadgen.core.records import RequestRecord, RequestSpec
 from loadgen.runtime.runner import StepResult, StopSignal
 from loadgen.sim.engine import Engine
 from loadgen.sim.settings import SimSetup
-from loadgen.sim.virtual import OutputPolicy, simulate_requests
+from loadgen.sim.virtual import OutputPolicy, simulate_one_by_one, simulate_requests
 from loadgen.sim.virtual_sessions import simulate_sessions
 from loadgen.workloads.sessions import Session
 
@@ -41,11 +41,18 @@ class VirtualStepRunner(_VirtualRunner):
         specs: Sequence[RequestSpec],
         offsets_s: npt.NDArray[np.float64],
         stop: StopSignal,
+        max_concurrency: int | None = None,
     ) -> StepResult:
-        """Every request of the step, simulated to its end (a stop ends the sweep after it)."""
+        """Every request of the step, simulated to its end (a stop ends the sweep after it);
+        with `max_concurrency` 1, one at a time, each as the last ends (a synchronous step)."""
         engine, rng = self._start(progress)
         reasoning = self._setup.reasoning
-        records = simulate_requests(engine, specs, offsets_s, self._outputs, rng, reasoning)
+        if max_concurrency not in (None, 1):
+            raise ValueError("virtual time models no concurrency cap but 1 (synchronous)")
+        if max_concurrency == 1:
+            records = simulate_one_by_one(engine, specs, self._outputs, rng, reasoning)
+        else:
+            records = simulate_requests(engine, specs, offsets_s, self._outputs, rng, reasoning)
         return _result(progress, records)
 
 

@@ -90,6 +90,8 @@ def _check_service_fields(config: RunConfig) -> None:
         "workload.prompt_template": config.workload.prompt_template is not None,
         # Shard processes and cluster ports are the operator's (serve --processes, workers).
         "cluster": config.cluster != ClusterConfig(),
+        # A search picks its own rates, past any ceiling: `loadgen capacity` runs them.
+        "capacity": config.capacity.searching,
     }
     refusals |= {
         f"targets[{i}].tokenizer": target.tokenizer is not None
@@ -106,7 +108,8 @@ def _check_rates(config: RunConfig, ceiling_rps: float | None) -> None:
     """422 for a rate over the operator's ceiling (inf, all at once, is held to it instead)."""
     if ceiling_rps is None:
         return
-    over = [rate for rate in config.load.rates_rps if math.isfinite(rate) and rate > ceiling_rps]
+    rates_rps = config.load.fixed_rates_rps
+    over = [rate for rate in rates_rps if math.isfinite(rate) and rate > ceiling_rps]
     if over:
         shown = ", ".join(f"{rate:g}" for rate in over)
         raise SubmitError(

@@ -151,6 +151,44 @@ def simulate_requests(
     ]
 
 
+class _OneByOne:
+    """Requests sent one at a time: the first at 0, each next as the one before it ends."""
+
+    def __init__(self, specs: Sequence[RequestSpec]) -> None:
+        self._specs = specs
+        self._next_s: float | None = 0.0 if specs else None
+        self.records: list[RequestRecord] = []
+
+    def next_s(self) -> float | None:
+        """When the next request goes (s): None while one is out, or when all went."""
+        return self._next_s
+
+    def pop(self) -> tuple[int, RequestSpec, float]:
+        """The next request, sent now."""
+        index, sent_s = len(self.records), self._next_s or 0.0
+        self._next_s = None
+        return index, self._specs[index], sent_s
+
+    def ended(self, record: RequestRecord, now_s: float) -> None:
+        """Keep the record; the next request goes now."""
+        self.records.append(record)
+        if len(self.records) < len(self._specs):
+            self._next_s = now_s
+
+
+def simulate_one_by_one(
+    engine: Engine,
+    specs: Sequence[RequestSpec],
+    outputs: OutputPolicy,
+    rng: np.random.Generator,
+    reasoning: ReasoningRange | None = None,
+) -> list[RequestRecord]:
+    """Run `specs` through `engine` one at a time, each sent as the last ends; records (ns)."""
+    arrivals = _OneByOne(specs)
+    run_arrivals(engine, arrivals, outputs, rng, reasoning)
+    return arrivals.records
+
+
 def run_arrivals(
     engine: Engine,
     arrivals: Arrivals,

@@ -7,20 +7,16 @@ it run, and opens its report. Screenshots go to the test's folder and to /tmp/pa
 
 from __future__ import annotations
 
-import http.client
 import re
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.support.ports import free_port
 from tests.support.service import Service, running
+from tests.support.sim_process import sim_process
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium not installed")
@@ -29,42 +25,16 @@ TOKEN = "page-test-token-0123456789"
 SHOTS = Path("/tmp/page-shots")
 # Ten times faster than the modelled A100: a step of 40 short requests lasts a second or two.
 SIM_TIME_SCALE = "0.1"
-START_TIMEOUT_S = 30.0
 SWEEP_TIMEOUT_MS = 40_000
 GRAFANA = "http://grafana.example.internal:3000/dashboards"
-
-
-def wait_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
-    """Wait until the simulator's /health answers (AssertionError if it never does)."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while process.poll() is None and time.monotonic() < deadline:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        try:
-            connection.request("GET", "/health")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.1)
-        finally:
-            connection.close()
-    raise AssertionError("the simulator did not start")
 
 
 @pytest.fixture(scope="module")
 def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`loadgen sim` on a free loopback port; its base URL (with /v1)."""
-    port = free_port()
     log = tmp_path_factory.mktemp("sim") / "sim.log"
-    argv = [sys.executable, "-m", "loadgen", "sim", "--port", str(port),
-            "--time-scale", SIM_TIME_SCALE]  # fmt: skip
-    with log.open("wb") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_healthy(port, process)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        process.terminate()
-        process.wait(30)
+    with sim_process(float(SIM_TIME_SCALE), log) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -121,6 +121,10 @@ class FakeOpenAI:
     `behaviour` answers every request unless `script` is given: then `script(incoming)` picks
     the Behaviour of each request (e.g. a fault for every 5th tag). Both may be replaced
     between requests.
+
+    `max_streams` makes a server of known capacity: it answers at most that many completion
+    requests at once, and queues the others in arrival order until one ends (or, with
+    `refuse_beyond`, answers them at once with HTTP 429).
     """
 
     def __init__(
@@ -130,11 +134,16 @@ class FakeOpenAI:
         script: Callable[[Incoming], Behaviour] | None = None,
         models: tuple[str, ...] = ("fake-model",),
         models_mode: ModelsMode = "json",
+        max_streams: int | None = None,
+        refuse_beyond: bool = False,
     ) -> None:
         self.behaviour = behaviour or Behaviour()
         self.script = script
         self.models = models
         self.models_mode = models_mode
+        self.max_streams = max_streams
+        self.refuse_beyond = refuse_beyond
+        self._streams: asyncio.Semaphore | None = None  # made on the server's loop
         self.seen = Seen()
         self._waiters: list[tuple[int, asyncio.Event]] = []
         self.app = web.Application()
@@ -189,7 +198,16 @@ class FakeOpenAI:
         self.seen.max_in_flight = max(self.seen.max_in_flight, self.seen.in_flight)
         done = _Done(self.seen)
         try:
-            return await self._respond(request, incoming, behaviour, done)
+            if self.max_streams is None:
+                return await self._respond(request, incoming, behaviour, done)
+            if self._streams is None:
+                self._streams = asyncio.Semaphore(self.max_streams)
+            if self.refuse_beyond and self._streams.locked():
+                done.leave()
+                return _error_json(f"more than {self.max_streams} streams at once", 429)
+            # asyncio's semaphore wakes its waiters first come, first served.
+            async with self._streams:
+                return await self._respond(request, incoming, behaviour, done)
         finally:
             done.leave(finished=False)
 

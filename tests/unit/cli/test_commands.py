@@ -14,7 +14,10 @@ from loadgen.config import RunConfig
 
 SECRET = "Bearer sekrit-123"
 # The configuration's sections, in the order every dump and the schema list them.
-SECTIONS = ["target", "targets", "load", "workload", "output", "metrics", "sim", "cluster"]
+SECTIONS = [
+    *("target", "targets", "load", "workload", "output", "metrics", "sim", "cluster"),
+    "capacity",
+]
 
 
 def show(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -72,6 +75,7 @@ def test_show_marks_the_source_of_each_value_that_is_no_default(
         "[metrics]",
         "[sim]",
         "[cluster]",
+        "[capacity]",
     ]
 
 

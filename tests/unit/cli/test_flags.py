@@ -56,7 +56,14 @@ def help_entries(text: str) -> dict[str, str]:
 
 
 # Settings of `loadgen master` alone: `sweep` sends from this host.
-MASTER_ONLY = {"cluster.expect_workers", "cluster.master_bind_host", "cluster.master_bind_port"}
+MASTER_ONLY = ["cluster.expect_workers", "cluster.master_bind_host", "cluster.master_bind_port"]
+CAPACITY_ONLY = [
+    "capacity.slos",
+    "capacity.resolution",
+    "capacity.max_steps",
+    "capacity.max_scale",
+    "capacity.start_rate_rps",
+]
 
 
 def sweep_help(
@@ -174,15 +181,33 @@ def test_every_option_of_the_model_has_a_sweep_flag(
         if (match := re.search(r"\[([a-z_.]+)\]$", entry))
     }
     options = [".".join(option.path) for option in option_fields()]
-    assert len(options) == 72
+    assert len(options) == 79
     missing = [path for path in options if path not in paths_in_help]
-    assert sorted(missing) == sorted(MASTER_ONLY)
+    assert sorted(missing) == sorted(MASTER_ONLY + CAPACITY_ONLY)
     master = {
         match.group(1)
         for entry in help_entries(sweep_help(capsys, monkeypatch, "master")).values()
         if (match := re.search(r"\[([a-z_.]+)\]$", entry))
     }
-    assert [path for path in options if path not in master] == ["cluster.processes"]
+    assert [path for path in options if path not in master] == [
+        "cluster.processes",
+        *CAPACITY_ONLY,
+    ]
+
+
+def test_capacity_offers_the_search_settings_for_rates_and_goodput_slos(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = help_entries(sweep_help(capsys, monkeypatch, "capacity"))
+    assert entries["--slo"].endswith("[capacity.slos]")
+    assert entries["--resolution"].endswith("[capacity.resolution]")
+    assert entries["--start-rate"].endswith("[capacity.start_rate_rps]")
+    assert "--rates" not in entries
+    assert "--steps" not in entries
+    assert "--repeats" not in entries
+    assert "--capacity-slo" not in entries
+    assert "--expect-workers" not in entries
+    assert entries["--processes"].endswith("[cluster.processes]")
 
 
 def test_sweep_offers_these_flags(
@@ -243,5 +268,5 @@ def test_each_model_flag_help_line_names_its_field_path(
         if flag not in own and not re.search(r" \[[a-z]+\.[a-z_]+\]$", entry)
     ]
     assert unnamed == []
-    # 69 fields (72, less the master's own 3); rates_rps and ignore_eos have two flags
-    assert len(entries) == len(own) + 72
+    # 71 fields (74, less the master's own 3); rates_rps and ignore_eos have two flags
+    assert len(entries) == len(own) + 74

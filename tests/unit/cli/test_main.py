@@ -33,7 +33,8 @@ def test_help_lists_the_commands(
         main(["--help"])
     assert caught.value.code == 0
     out = capsys.readouterr().out
-    assert "{run,sweep,simulate,master,worker,serve,remote,sim,dataset,report,config}" in out
+    commands = "run,sweep,simulate,master,capacity,worker,serve,remote,sim,dataset,report,compare"
+    assert "{" + commands + ",config}" in out
 
 
 @pytest.mark.parametrize(
@@ -43,8 +44,8 @@ def test_help_lists_the_commands(
         (
             ["bench"],
             "loadgen: error: argument command: invalid choice: 'bench' (choose from 'run', "
-            "'sweep', 'simulate', 'master', 'worker', 'serve', 'remote', 'sim', 'dataset', "
-            "'report', 'config') (see --help)\n",
+            "'sweep', 'simulate', 'master', 'capacity', 'worker', 'serve', 'remote', 'sim', "
+            "'dataset', 'report', 'compare', 'config') (see --help)\n",
         ),
         (["run", "--bogus"], "loadgen: error: unrecognized arguments: --bogus (see --help)\n"),
         (

@@ -90,9 +90,11 @@ def test_run_minimal_takes_the_defaults() -> None:
     assert config.targets == ()
     assert config.load.model_dump() == {
         "rates_rps": (2.5,),
+        "auto_steps": 8,
         "num_requests": 1000,
         "duration_s": None,
         "trim": 100,
+        "repeats": 1,
         "arrival": "poisson",
         "burstiness": 1.0,
         "trace": None,
@@ -225,9 +227,11 @@ def test_every_load_flag_reaches_the_config() -> None:
     ).load
     assert load.model_dump() == {
         "rates_rps": (1.0, 2.0),
+        "auto_steps": 8,
         "num_requests": 50,
         "duration_s": None,
         "trim": 5,
+        "repeats": 1,
         "arrival": "gamma",
         "burstiness": 0.5,
         "trace": None,

@@ -109,9 +109,11 @@ def test_dump_holds_the_shared_target_and_sections_in_full() -> None:
     }
     assert data["load"] == {
         "rates_rps": [1.0, 2.5, "inf"],
+        "auto_steps": 8,
         "num_requests": 500,
         "duration_s": None,
         "trim": 10,
+        "repeats": 1,
         "arrival": "poisson",
         "burstiness": 1.0,
         "trace": None,

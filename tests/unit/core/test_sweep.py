@@ -33,11 +33,11 @@ def _drive(policy: SweepPolicy, interrupt_at: int | None = None) -> list[float]:
     """Run a policy the way the runner does; step `interrupt_at` reports an interruption."""
     visited: list[float] = []
     try:
-        rate = next(policy)
+        rate = next(policy).rate_rps
         while True:
             step = len(visited)
             visited.append(rate)
-            rate = policy.send(_summary(step, rate, interrupted=step == interrupt_at))
+            rate = policy.send(_summary(step, rate, interrupted=step == interrupt_at)).rate_rps
     except StopIteration:
         return visited
 

@@ -9,6 +9,7 @@ import orjson
 
 from loadgen.config import RunConfig
 from loadgen.core.shards import Shard
+from loadgen.core.sweep import StepOrder
 from loadgen.runtime.plan import plan_target
 
 SHARDS = 3
@@ -24,7 +25,7 @@ def shard_steps(run: RunConfig, step: int = 0) -> list[tuple[list[str], np.ndarr
     out = []
     for index in range(SHARDS):
         plan = plan_target(run, run.run_targets()[0], Shard(index, SHARDS))
-        specs, offsets = plan.step(step, 10.0)
+        specs, offsets = plan.step(step, StepOrder(10.0))
         out.append(([spec.prompt for spec in specs], offsets))
     return out
 

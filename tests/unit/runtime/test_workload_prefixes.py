@@ -11,6 +11,7 @@ import pytest
 from loadgen.config import RunConfig, WorkloadConfig
 from loadgen.core.records import RequestSpec
 from loadgen.core.shards import Shard
+from loadgen.core.sweep import StepOrder
 from loadgen.runtime.describe import describe_workload
 from loadgen.runtime.plan import plan_target
 from loadgen.runtime.workload import build_workload, prefix_note, token_counter, workload_rng
@@ -31,7 +32,7 @@ def run_config(endpoint: str = "chat", **workload: Any) -> RunConfig:
 
 
 def step_specs(run: RunConfig, step: int, shard: Shard | None = None) -> Sequence[RequestSpec]:
-    return plan_target(run, run.target, shard).step(step, 10.0)[0]
+    return plan_target(run, run.target, shard).step(step, StepOrder(10.0))[0]
 
 
 def parts(specs: Sequence[RequestSpec]) -> tuple[set[str], list[str]]:
