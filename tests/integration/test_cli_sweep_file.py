@@ -92,10 +92,11 @@ def test_targets_are_swept_in_turn_with_their_own_options(
         assert {incoming.endpoint for incoming in fake.seen.requests} == {endpoint}
         assert (out / name / "summary.json").read_text().count(key) == 0
 
-    # The run's folder stands for its targets in `loadgen report`, each under its name.
+    # The run's folder stands for its targets in `loadgen report`, each under its name, the
+    # second compared with the first (the same load against two endpoints).
     assert run_cli(["report", str(out)]) == 0
     page = (out / "report.html").read_text()
-    assert re.findall(r"<h2>([^<]*)</h2>", page) == ["Sweep", "chat", "plain"]
+    assert re.findall(r"<h2>([^<]*)</h2>", page) == ["Sweep", "Comparison", "chat", "plain"]
 
     chat_headers = chat.seen.requests[0].headers
     assert chat_headers["Authorization"] == f"Bearer {key}"
